@@ -1,0 +1,45 @@
+# Two commands do all set-up on a fresh machine with Python 3 and pip:
+#   make reproduce   creates .venv, installs the pinned dependencies, runs the suite (demo profile)
+#   make test        same set-up, then the test suite (tiny profile)
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PROFILE ?= demo
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup reproduce test lint chromium clean-outputs lab
+
+setup: $(STAMP) chromium
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (kneelib)" >/dev/null
+	touch $(STAMP)
+
+# Static figure export (kaleido) drives a system Chromium; Debian's package is installed
+# when missing and we are root. Without it, figures are still written as HTML.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	      echo "installing Debian chromium for static figure export"; \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    else echo "warning: no chromium found; PNG export will be skipped (install chromium)"; fi; }
+
+reproduce: setup
+	$(PY) -m kneelib reproduce --profile $(PROFILE)
+
+test: setup
+	$(PY) -m ruff check kneelib tests benchmarks
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check kneelib tests benchmarks
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean-outputs:
+	rm -rf outputs/*/

@@ -1,0 +1,110 @@
+"""Profiles: named parameter sets over one code path.
+
+- ``tiny``: the whole notebook suite in about two minutes, for tests.
+- ``demo``: the README's main job on a 2-core CPU (synthetic phantoms).
+- ``paper``: real OAI data at full size with the reference recipe (facts.md sections 2-3), on a GPU.
+
+Every notebook takes ``profile`` as a papermill parameter plus overrides of any field below,
+e.g. ``get_profile("demo", max_epochs=5)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # -- data: phantoms are generated with these counts and shape when no real data root is given
+    subjects: dict[str, int] = field(default_factory=lambda: {"train": 60, "valid": 14, "test": 14})
+    volume_shape: tuple[int, int, int] = (384, 384, 160)  # phantom (H, W, D); D is the slice axis
+    slice_size: int = 384          # in-plane size the nets see; slices are resampled to it
+    data_seed: int = 2020          # phantom generation seed
+    # -- network (facts.md section 2)
+    depth: int = 6                 # U-Net levels; enc_layer{depth} is the latent level
+    base_filters: int = 32         # filters of enc_layer1
+    # -- training (facts.md section 3)
+    batch_size: int = 24
+    max_epochs: int = 100
+    patience: int = 8              # early stopping: epochs without improvement of min_delta
+    min_delta: float = 1e-5
+    lr: float = 1e-3               # scratch learning rate
+    finetune_lr: float = 1e-3      # fine-tune learning rate (the paper used the same recipe)
+    lr_decay: float = 0.9          # step decay: lr * lr_decay ** floor((1 + epoch) / lr_decay_every)
+    lr_decay_every: int = 2
+    lr_floor: float = 1e-8
+    steps_per_epoch: int | None = None  # None: one pass over all training slices
+    seeds: tuple[int, ...] = (0,)  # training seeds; the first is the headline run
+    precision: str = "auto"        # "auto" (bf16 on CPUs that have it, fp16 on CUDA), "bf16", "fp16", "fp32"
+    num_workers: int = 0           # DataLoader worker processes
+    # -- analysis
+    eval_batch_size: int = 32
+    activation_slices: int = 4     # test slices shown in Fig. 5
+
+    def replace(self, **overrides: Any) -> Profile:
+        return apply_overrides(self, overrides)
+
+
+PROFILES: dict[str, Profile] = {
+    "paper": Profile(name="paper"),
+    "demo": Profile(
+        name="demo", subjects={"train": 12, "valid": 3, "test": 3}, volume_shape=(128, 128, 40),
+        slice_size=128, depth=6, base_filters=16, batch_size=16, max_epochs=12, patience=3,
+        min_delta=1e-4, lr=2e-3, finetune_lr=1e-3, steps_per_epoch=None, seeds=(0,),
+    ),
+    "tiny": Profile(
+        name="tiny", subjects={"train": 3, "valid": 1, "test": 1}, volume_shape=(48, 48, 8),
+        slice_size=32, depth=3, base_filters=4, batch_size=8, max_epochs=2, patience=2,
+        min_delta=1e-4, lr=3e-3, finetune_lr=3e-3, steps_per_epoch=None, seeds=(0,),
+        precision="fp32", eval_batch_size=8, activation_slices=2,
+    ),
+}
+
+
+def get_profile(name: str, **overrides: Any) -> Profile:
+    """The named profile with ``overrides`` applied; unknown names or fields raise ValueError."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    return apply_overrides(PROFILES[name], overrides)
+
+
+def apply_overrides(profile: Profile, overrides: dict[str, Any]) -> Profile:
+    names = {f.name for f in dataclasses.fields(Profile)} - {"name"}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"unknown profile parameter(s) {unknown}; valid: {sorted(names)}")
+    clean = {k: _coerce(k, v, getattr(profile, k)) for k, v in overrides.items() if v is not None}
+    new = dataclasses.replace(profile, **clean)
+    _validate(new)
+    return new
+
+
+def _coerce(key: str, value: Any, current: Any) -> Any:
+    if isinstance(current, tuple) and isinstance(value, list):
+        return tuple(value)
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if current is not None and not isinstance(value, type(current)):
+        raise ValueError(f"profile parameter {key}={value!r} should be {type(current).__name__}")
+    return value
+
+
+def _validate(p: Profile) -> None:
+    multiple = 2 ** (p.depth - 1)
+    checks = [
+        (p.slice_size % multiple == 0, f"slice_size={p.slice_size} must be divisible by 2**(depth-1)={multiple}"),
+        (all(v >= 1 for v in p.subjects.values()) and set(p.subjects) == {"train", "valid", "test"},
+         f"subjects={p.subjects} needs train, valid and test counts >= 1"),
+        (len(p.volume_shape) == 3 and min(p.volume_shape) >= 4, f"volume_shape={p.volume_shape} must be 3 sizes >= 4"),
+        (p.depth >= 1 and p.base_filters >= 1, f"depth={p.depth}, base_filters={p.base_filters} must be >= 1"),
+        (p.batch_size >= 1 and p.max_epochs >= 1, f"batch_size={p.batch_size}, max_epochs={p.max_epochs} must be >= 1"),
+        (p.lr > 0 and p.finetune_lr > 0, f"lr={p.lr}, finetune_lr={p.finetune_lr} must be > 0"),
+        (len(p.seeds) >= 1, "seeds must list at least one seed"),
+        (p.precision in ("auto", "bf16", "fp16", "fp32"), f"precision={p.precision!r} must be auto, bf16, fp16 or fp32"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
