@@ -103,7 +103,7 @@ def _validate(p: Profile) -> None:
         (p.batch_size >= 1 and p.max_epochs >= 1, f"batch_size={p.batch_size}, max_epochs={p.max_epochs} must be >= 1"),
         (p.lr > 0 and p.finetune_lr > 0, f"lr={p.lr}, finetune_lr={p.finetune_lr} must be > 0"),
         (len(p.seeds) >= 1, "seeds must list at least one seed"),
-        (p.precision in ("auto", "bf16", "fp16", "fp32"), f"precision={p.precision!r} must be auto, bf16, fp16 or fp32"),
+        (p.precision in ("auto", "bf16", "fp16", "fp32"), f"precision={p.precision!r}: use auto, bf16, fp16, fp32"),
     ]
     for ok, message in checks:
         if not ok:

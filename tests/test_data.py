@@ -1,0 +1,442 @@
+"""kneelib.data on small hand-built IWOAI-format files."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from kneelib import data
+from kneelib.data import TISSUES, DataError, SliceDataset
+from kneelib.manifest import file_sha256, scan_record
+
+# One box per IWOAI channel (rows, cols, slices), each with a different voxel count, and
+# ch1/ch2 overlapping, so a wrong channel mapping or a sum instead of a union changes the counts.
+BOXES = {
+    0: (slice(0, 2), slice(0, 10), slice(0, 5)),   # femoral: 2*10*5 = 100
+    1: (slice(2, 4), slice(0, 3), slice(0, 2)),    # lateral tibial: 12
+    2: (slice(3, 5), slice(0, 4), slice(1, 5)),    # medial tibial: 32, overlaps ch1 in 3 voxels
+    3: (slice(5, 8), slice(0, 10), slice(0, 5)),   # patellar: 150, must never appear
+    4: (slice(8, 9), slice(0, 7), slice(0, 3)),    # lateral meniscus: 21
+    5: (slice(9, 12), slice(5, 10), slice(4, 5)),  # medial meniscus: 15
+}
+TISSUE_VOXELS = {"femoral_cartilage": 100, "tibial_cartilage": 41, "meniscus": 36}
+
+
+def make_seg(shape=(12, 10, 5)) -> np.ndarray:
+    seg = np.zeros((*shape, 6), dtype=np.uint8)
+    for c, box in BOXES.items():
+        seg[(*box, c)] = 1
+    return seg
+
+
+def expected_masks(shape=(12, 10, 5)) -> dict[str, np.ndarray]:
+    def box(*channels):
+        m = np.zeros(shape, dtype=bool)
+        for c in channels:
+            m[BOXES[c]] = True
+        return m
+    return {"femoral_cartilage": box(0), "tibial_cartilage": box(1, 2), "meniscus": box(4, 5)}
+
+
+def make_image(shape=(12, 10, 5), seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(100.0, 20.0, size=shape).astype(np.float32)
+
+
+def write_h5(path: Path, array, key: str = "data") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.create_dataset(key, data=array)
+    return path
+
+
+def write_scan(root: Path, index: int = 1, image=None, seg=None, **record_fields):
+    """Write one IWOAI-layout scan under ``root`` and return its ScanRecord."""
+    record = scan_record("train", index, "V00")
+    if record_fields:
+        record = type(record)(**{**record.__dict__, **record_fields})
+    write_h5(root / record.image, make_image() if image is None else image)
+    write_h5(root / record.seg, make_seg() if seg is None else seg)
+    return record
+
+
+@pytest.fixture
+def scan(tmp_path):
+    root = tmp_path / "data"
+    return write_scan(root), root
+
+
+# ------------------------------------------------------------------------------ readers
+
+
+def test_read_image_dtype_shape_values(scan):
+    record, root = scan
+    image = data.read_image(root / record.image)
+    assert image.dtype == np.float32 and image.shape == (12, 10, 5)
+    np.testing.assert_array_equal(image, make_image())
+
+
+def test_read_image_casts_integers(tmp_path):
+    path = write_h5(tmp_path / "a.im", np.arange(24, dtype=np.int16).reshape(2, 3, 4))
+    image = data.read_image(path)
+    assert image.dtype == np.float32 and image[1, 2, 3] == 23.0
+
+
+def test_read_seg_and_tissue_mapping(scan):
+    record, root = scan
+    seg = data.read_seg(root / record.seg)
+    assert seg.dtype == np.uint8 and seg.shape == (12, 10, 5, 6)
+    masks = data.read_tissue_masks(root / record.seg)
+    assert list(masks) == list(TISSUES)
+    for tissue, expected in expected_masks().items():
+        assert masks[tissue].dtype == np.bool_ and masks[tissue].shape == (12, 10, 5)
+        assert masks[tissue].sum() == TISSUE_VOXELS[tissue], tissue
+        np.testing.assert_array_equal(masks[tissue], expected)
+    patellar = np.zeros((12, 10, 5), bool)
+    patellar[BOXES[3]] = True
+    assert not any((m & patellar).any() for m in masks.values())
+
+
+def test_tissue_channels_constant():
+    assert data.TISSUE_CHANNELS == {"femoral_cartilage": (0,), "tibial_cartilage": (1, 2), "meniscus": (4, 5)}
+    assert data.SEG_CHANNELS == 6 and TISSUES == ("femoral_cartilage", "tibial_cartilage", "meniscus")
+
+
+def test_read_seg_accepts_float_and_bool_labels(tmp_path):
+    for dtype in (np.float32, np.bool_):
+        path = write_h5(tmp_path / f"{np.dtype(dtype).name}.seg", make_seg().astype(dtype))
+        np.testing.assert_array_equal(data.read_seg(path), make_seg())
+
+
+# --------------------------------------------------------------------- preprocessing
+
+
+def test_zscore():
+    vol = make_image(seed=3) * 7 + 50
+    z = data.zscore(vol)
+    assert z.dtype == np.float32 and z.shape == vol.shape
+    assert abs(float(z.mean())) < 1e-5 and abs(float(z.std()) - 1) < 1e-5
+    np.testing.assert_allclose(z, (vol - vol.mean()) / (vol.std() + 1e-8), rtol=1e-4, atol=1e-5)
+    # A constant volume maps to zeros, not NaN, thanks to the epsilon.
+    assert np.array_equal(data.zscore(np.full((3, 3, 3), 5.0)), np.zeros((3, 3, 3), np.float32))
+
+
+@pytest.mark.parametrize("shape, size", [((2, 1, 12, 10), 8), ((3, 2, 5, 5), 16), ((1, 1, 7, 9), 7)])
+def test_resample_shapes(shape, size):
+    x = torch.rand(shape)
+    assert data.resample_slices(x, size, "image").shape == (*shape[:2], size, size)
+    m = (torch.rand(shape) > 0.5).to(torch.uint8)
+    out = data.resample_slices(m, size, "mask")
+    assert out.shape == (*shape[:2], size, size) and out.dtype == torch.uint8
+    assert set(out.unique().tolist()) <= {0, 1}
+
+
+def test_resample_noop_returns_input():
+    x = torch.rand(2, 1, 8, 8)
+    assert data.resample_slices(x, 8, "image") is x
+
+
+def test_resample_image_bilinear_half_pixel():
+    # align_corners=False: upsampling [0, 1] by 2 gives [0, .25, .75, 1]; align_corners=True would give thirds.
+    x = torch.tensor([[0.0, 1.0], [0.0, 1.0]])[None, None]
+    np.testing.assert_allclose(data.resample_slices(x, 4, "image")[0, 0, 0].numpy(), [0, 0.25, 0.75, 1])
+    const = torch.full((1, 1, 12, 10), 3.5)
+    np.testing.assert_allclose(data.resample_slices(const, 5, "image").numpy(), 3.5, rtol=1e-6)
+
+
+def test_resample_mask_threshold():
+    # 2x2 blocks with 0, 1, 2, 3 foreground pixels: area 0, .25, .5, .75 -> 0, 0, 1, 1 (ties are foreground).
+    m = torch.zeros(4, 4, dtype=torch.uint8)
+    m[0, 2] = 1
+    m[2:4, 0] = 1
+    m[2:4, 2] = 1
+    m[2, 3] = 1
+    out = data.resample_slices(m[None, None], 2, "mask")[0, 0]
+    assert out.tolist() == [[0, 0], [1, 1]]
+    up = data.resample_slices(torch.tensor([[1, 0], [0, 1]], dtype=torch.uint8)[None, None], 4, "mask")[0, 0]
+    assert up.tolist() == [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]]
+
+
+@pytest.mark.parametrize("args", [(torch.rand(1, 8, 8), 4, "image"), (torch.rand(1, 1, 8, 8), 0, "image"),
+                                  (torch.rand(1, 1, 8, 8), 4, "nearest")])
+def test_resample_bad_arguments(args):
+    with pytest.raises(ValueError):
+        data.resample_slices(*args)
+
+
+# ----------------------------------------------------------------------------- the cache
+
+
+def test_cache_contents(scan, tmp_path):
+    record, root = scan
+    path = data.build_slice_cache(record, root, tmp_path / "cache", 8)
+    assert path == tmp_path / "cache" / "train_001_V00_s8.h5"
+    image = make_image()
+    with h5py.File(path, "r") as f:
+        assert f["image"].shape == (5, 8, 8) and f["image"].dtype == np.float32
+        assert f["masks"].shape == (5, 3, 8, 8) and f["masks"].dtype == np.uint8
+        assert tuple(f.attrs["shape"]) == (12, 10, 5) and f.attrs["slice_size"] == 8
+        assert f.attrs["mean"] == pytest.approx(float(image.mean(dtype=np.float64)))
+        assert f.attrs["std"] == pytest.approx(float(image.std(dtype=np.float64)))
+        # Normalized at full resolution, then resampled.
+        z = torch.from_numpy(data.zscore(image).transpose(2, 0, 1).copy())[:, None]
+        np.testing.assert_allclose(f["image"][()], data.resample_slices(z, 8, "image")[:, 0].numpy(), atol=1e-5)
+        m = np.stack([expected_masks()[t] for t in TISSUES]).transpose(3, 0, 1, 2).astype(np.uint8)
+        np.testing.assert_array_equal(f["masks"][()], data.resample_slices(torch.from_numpy(m), 8, "mask").numpy())
+
+
+def test_cache_exact_at_native_size(tmp_path):
+    root = tmp_path / "data"
+    image, seg = make_image((12, 12, 5)), make_seg((12, 12, 5))
+    record = write_scan(root, image=image, seg=seg)
+    with h5py.File(data.build_slice_cache(record, root, tmp_path / "cache", 12), "r") as f:
+        np.testing.assert_array_equal(f["image"][()], data.zscore(image).transpose(2, 0, 1))
+        np.testing.assert_array_equal(f["masks"][:, 1], expected_masks((12, 12, 5))["tibial_cartilage"]
+                                      .transpose(2, 0, 1))
+
+
+def test_cache_reused_then_rebuilt_when_source_changes(scan, tmp_path):
+    record, root = scan
+    cache = tmp_path / "cache"
+    path = data.build_slice_cache(record, root, cache, 8)
+    stamp = path.stat().st_mtime_ns, path.stat().st_ino
+    assert data.build_slice_cache(record, root, cache, 8) == path
+    assert (path.stat().st_mtime_ns, path.stat().st_ino) == stamp  # reused, not rewritten
+
+    new_image = make_image(seed=9) + 1000
+    write_h5(root / record.image, new_image)  # same size: only the mtime tells it apart
+    later = (root / record.image).stat().st_mtime_ns + 10**9
+    os.utime(root / record.image, ns=(later, later))
+    data.build_slice_cache(record, root, cache, 8)
+    assert path.stat().st_ino != stamp[1]
+    with h5py.File(path, "r") as f:
+        assert f.attrs["mean"] == pytest.approx(float(new_image.mean(dtype=np.float64)))
+    assert sorted(p.name for p in cache.iterdir()) == ["train_001_V00_s8.h5"]  # no temp files left
+
+
+def test_cache_rebuilt_when_damaged_and_per_slice_size(scan, tmp_path):
+    record, root = scan
+    cache = tmp_path / "cache"
+    path = data.build_slice_cache(record, root, cache, 8)
+    path.write_bytes(b"garbage")
+    data.build_slice_cache(record, root, cache, 8)
+    with h5py.File(path, "r") as f:
+        assert f["image"].shape == (5, 8, 8)
+    other = data.build_slice_cache(record, root, cache, 4)
+    assert other.name == "train_001_V00_s4.h5" and path.is_file()
+
+
+def test_failed_cache_build_leaves_nothing(tmp_path):
+    root, cache = tmp_path / "data", tmp_path / "cache"
+    image = make_image()
+    image[1, 1, 1] = np.nan
+    record = write_scan(root, image=image)
+    with pytest.raises(DataError, match="train_001_V00.im"):
+        data.build_slice_cache(record, root, cache, 8)
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+# --------------------------------------------------------------------------- the dataset
+
+
+@pytest.fixture
+def two_scans(tmp_path):
+    root = tmp_path / "data"
+    a = write_scan(root, 1, make_image((12, 12, 5), seed=1), make_seg((12, 12, 5)))
+    seg_b = make_seg((12, 12, 5))[:, :, 2:5]  # 3 slices
+    b = write_scan(root, 2, make_image((12, 12, 3), seed=2), seg_b)
+    return [a, b], root, tmp_path / "cache"
+
+
+def test_dataset_length_index_and_items(two_scans):
+    records, root, cache = two_scans
+    ds = SliceDataset(records, root, "tibial_cartilage", 12, cache)
+    assert len(ds) == 8 and ds.scan_ids == ("train_001_V00", "train_002_V00")
+    assert ds.index[4] == ("train_001_V00", 4) and ds.locate(5) == ("train_002_V00", 0)
+    assert ds.locate(-1) == ("train_002_V00", 2)
+    tibial = expected_masks((12, 12, 5))["tibial_cartilage"]
+    for i, (scan_id, k) in enumerate(ds.index):
+        image, mask = ds[i]
+        assert image.shape == mask.shape == (1, 12, 12)
+        assert image.dtype == mask.dtype == torch.float32
+        seed, offset = (1, 0) if scan_id == "train_001_V00" else (2, 2)
+        vol = make_image((12, 12, 5 if seed == 1 else 3), seed=seed)
+        np.testing.assert_array_equal(image[0].numpy(), data.zscore(vol)[:, :, k])
+        np.testing.assert_array_equal(mask[0].numpy(), tibial[:, :, k + offset].astype(np.float32))
+    with pytest.raises(IndexError):
+        ds[8]
+
+
+@pytest.mark.parametrize("tissue", TISSUES)
+def test_lazy_and_preload_agree(two_scans, tissue):
+    records, root, cache = two_scans
+    lazy = SliceDataset(records, root, tissue, 8, cache)
+    pre = SliceDataset(records, root, tissue, 8, cache, preload=True)
+    assert pre.images.shape == pre.masks.shape == (8, 1, 8, 8)
+    assert pre.images.dtype == torch.float32 and pre.masks.dtype == torch.uint8
+    for i in range(len(lazy)):
+        for a, b in zip(lazy[i], pre[i], strict=True):
+            assert torch.equal(a, b)
+    assert sum(float(lazy[i][1].sum()) for i in range(8)) > 0
+    with pytest.raises(RuntimeError, match="preload"):
+        _ = lazy.images
+    assert lazy._images is None  # nothing held in memory in lazy mode
+
+
+def test_lazy_reopens_after_fork_and_pickles(two_scans):
+    records, root, cache = two_scans
+    ds = SliceDataset(records, root, "meniscus", 8, cache)
+    first = ds[6]
+    handle = ds._handles[1][0]
+    ds._pid = -1  # as a forked worker sees it
+    assert all(torch.equal(a, b) for a, b in zip(ds[6], first, strict=True))
+    assert ds._handles[1][0] is not handle
+    clone = pickle.loads(pickle.dumps(ds))
+    assert all(torch.equal(a, b) for a, b in zip(clone[6], first, strict=True))
+    ds.close()
+    clone.close()
+
+
+def test_dataloader_workers_read_same_items(two_scans):
+    records, root, cache = two_scans
+    ds = SliceDataset(records, root, "femoral_cartilage", 8, cache)
+    ds[0]  # opens a handle in the parent before the workers fork
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2)
+    images = torch.cat([x for x, _ in loader])
+    assert torch.equal(images, torch.stack([ds[i][0] for i in range(len(ds))]))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"tissue": "patellar_cartilage"}, "patellar_cartilage"),
+    ({"slice_size": 0}, "0"),
+    ({"records": []}, "record"),
+])
+def test_dataset_bad_parameters(two_scans, kwargs, match):
+    records, root, cache = two_scans
+    args = {"records": records, "root": root, "tissue": "meniscus", "slice_size": 8, "cache_dir": cache} | kwargs
+    with pytest.raises(ValueError, match=match):
+        SliceDataset(**args)
+
+
+def test_load_eval_volume(two_scans):
+    records, root, cache = two_scans
+    direct, masks = data.load_eval_volume(records[1], root, 8)
+    cached, masks_c = data.load_eval_volume(records[1], root, 8, cache_dir=cache)
+    assert direct.shape == (3, 1, 8, 8) and direct.dtype == torch.float32
+    torch.testing.assert_close(direct, cached)
+    full = {t: m[:, :, 2:5] for t, m in expected_masks((12, 12, 5)).items()}
+    for t in TISSUES:
+        assert masks[t].shape == (12, 12, 3) and masks[t].dtype == np.bool_
+        np.testing.assert_array_equal(masks[t], full[t])
+        np.testing.assert_array_equal(masks_c[t], full[t])
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+
+def _nan_image():
+    x = make_image()
+    x[3, 4, 2] = np.nan
+    return x
+
+
+def _inf_image():
+    x = make_image()
+    x[0, 0, 0] = -np.inf
+    return x
+
+
+def _nonbinary_seg():
+    s = make_seg()
+    s[1, 1, 1, 3] = 2
+    return s
+
+
+def _half_seg():
+    s = make_seg().astype(np.float32)
+    s[0, 0, 0, 0] = 0.5
+    return s
+
+
+# (case, which file is bad, writer of its content or None for "delete it", error type, message fragment)
+BAD_FILES = [
+    ("missing image", "image", None, FileNotFoundError, "not found"),
+    ("missing seg", "seg", None, FileNotFoundError, "not found"),
+    ("no data key", "image", lambda p: write_h5(p, make_image(), key="volume"), DataError, "'data'"),
+    ("image rank 2", "image", lambda p: write_h5(p, make_image()[:, :, 0]), DataError, "(12, 10)"),
+    ("seg rank 3", "seg", lambda p: write_h5(p, make_seg()[..., 0]), DataError, "(12, 10, 5)"),
+    ("seg 5 channels", "seg", lambda p: write_h5(p, make_seg()[..., :5]), DataError, "5 channels"),
+    ("seg value 2", "seg", lambda p: write_h5(p, _nonbinary_seg()), DataError, "not binary"),
+    ("seg value 0.5", "seg", lambda p: write_h5(p, _half_seg()), DataError, "0.5"),
+    ("image NaN", "image", lambda p: write_h5(p, _nan_image()), DataError, "1 NaN"),
+    ("image inf", "image", lambda p: write_h5(p, _inf_image()), DataError, "1 inf"),
+    ("image not HDF5", "image", lambda p: p.write_bytes(b"not an hdf5 file at all"), DataError, "HDF5"),
+    ("seg truncated", "seg", lambda p: p.write_bytes(p.read_bytes()[:900]), DataError, "HDF5"),
+]
+
+
+def _break(record, root, which, writer):
+    path = root / (record.image if which == "image" else record.seg)
+    if writer is None:
+        path.unlink()
+    else:
+        writer(path)
+    return path
+
+
+@pytest.mark.parametrize("case, which, writer, error, match", BAD_FILES, ids=[c[0] for c in BAD_FILES])
+def test_bad_file_named_in_error(scan, case, which, writer, error, match):
+    record, root = scan
+    path = _break(record, root, which, writer)
+    reader = data.read_image if which == "image" else data.read_seg
+    for call in (lambda: reader(path), lambda: data.validate_scan(record, root)):
+        with pytest.raises(error) as info:
+            call()
+        assert path.name in str(info.value) and match in str(info.value), str(info.value)
+
+
+def test_shape_mismatch_named(tmp_path):
+    root = tmp_path / "data"
+    record = write_scan(root, seg=make_seg((12, 10, 4)))
+    with pytest.raises(DataError) as info:
+        data.validate_scan(record, root)
+    msg = str(info.value)
+    assert "train_001_V00.seg" in msg and "(12, 10, 4, 6)" in msg and "(12, 10, 5)" in msg
+    with pytest.raises(DataError, match="train_001_V00.seg"):
+        data.build_slice_cache(record, root, tmp_path / "cache", 8)
+
+
+def test_sha256_checked(tmp_path):
+    root = tmp_path / "data"
+    record = write_scan(root)
+    good = type(record)(**{**record.__dict__, "sha256_image": file_sha256(root / record.image),
+                           "sha256_seg": file_sha256(root / record.seg)})
+    assert data.validate_scan(good, root) == (12, 10, 5)
+    bad = type(record)(**{**record.__dict__, "sha256_seg": "0" * 64})
+    with pytest.raises(DataError, match="train_001_V00.seg.*sha256 mismatch"):
+        data.validate_scan(bad, root)
+    data.validate_scan(bad, root, check_sha256=False)
+    with pytest.raises(DataError, match="sha256"):
+        data.build_slice_cache(bad, root, tmp_path / "cache", 8)
+
+
+def test_validate_dataset_reports_first_failure(tmp_path):
+    root = tmp_path / "data"
+    records = [write_scan(root, i) for i in (1, 2, 3)]
+    assert data.validate_dataset(records, root) == {r.scan_id: (12, 10, 5) for r in records}
+    write_h5(root / records[1].seg, make_seg()[..., :4])
+    (root / records[2].image).unlink()
+    with pytest.raises(DataError, match="train_002_V00.seg"):
+        data.validate_dataset(records, root)
+    # Values are only read with full=True.
+    write_h5(root / records[1].seg, _nonbinary_seg())
+    assert data.validate_dataset(records[:2], root)["train_002_V00"] == (12, 10, 5)
+    with pytest.raises(DataError, match="train_002_V00.seg"):
+        data.validate_dataset(records[:2], root, full=True)
+    with pytest.raises(ValueError):
+        data.validate_dataset([], root)
