@@ -65,3 +65,11 @@ def save_figure(fig: go.Figure, directory: str | os.PathLike, name: str, png: bo
                             height=height or fig.layout.height or 600)
         written["png"] = directory / f"{name}.png"
     return written
+
+
+def setup_notebook() -> None:
+    """Render figures both for JupyterLab (plotly mimetype) and as HTML with plotly.js inlined, so
+    executed notebooks and the nbconvert report show them offline."""
+    import plotly.io as pio
+
+    pio.renderers.default = "plotly_mimetype+notebook"

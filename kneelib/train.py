@@ -148,7 +148,7 @@ def iterate_batches(ds: Dataset, order: torch.Tensor, batch_size: int,
     Preloaded datasets are indexed directly (no collation cost); lazy ones go through a
     DataLoader whose workers open their own HDF5 handles.
     """
-    if getattr(ds, "images", None) is not None:
+    if getattr(ds, "preload", False):
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             yield ds.images[idx], ds.masks[idx].float()

@@ -1,0 +1,8 @@
+"""``python -m kneelib reproduce --profile demo``: see kneelib.runner."""
+
+import sys
+
+from .runner import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Regenerate the committed notebooks (without outputs) from the cell lists below.
+
+The notebooks are the product; this script only keeps their boilerplate (parameters cell,
+provenance footer, kernelspec) uniform. Run: ``.venv/bin/python tools/build_notebooks.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+PARAMETERS = '''profile = "demo"   # tiny | demo | paper (kneelib.profiles)
+data_root = ""     # real IWOAI data root (train/ valid/ test/); "" uses $KNEELIB_DATA_ROOT, else phantoms
+overrides = {}     # profile fields to override, e.g. {"max_epochs": 5, "seeds": [0, 1, 2]}
+force = False      # retrain networks even when a finished run with the same inputs exists'''
+
+SETUP = '''from kneelib import figures, paths, study
+from kneelib.profiles import get_profile
+
+figures.setup_notebook()
+P = get_profile(profile, **overrides)  # derived here, after papermill has injected the parameters
+ctx = study.prepare_data(P, data_root or None)
+FIGURES, RESULTS = paths.figures_dir(P.name), paths.results_dir(P.name)
+print(f"profile {P.name}: {ctx.source} data at {ctx.root} ({len(ctx.records)} scans, manifest {ctx.manifest_hash[:12]})")'''
+
+FOOTER = '''from kneelib.provenance import git_commit, library_versions
+
+print("git commit:", git_commit())
+library_versions()'''
+
+
+def params_cell(source: str = PARAMETERS):
+    return new_code_cell(source, metadata={"tags": ["parameters"]})
+
+
+def build(name: str, cells: list) -> None:
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    path = NOTEBOOKS / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    print("wrote", path)
+
+
+def md(text: str):
+    return new_markdown_cell(text)
+
+
+def code(text: str):
+    return new_code_cell(text)
+
+
+def nb01():
+    build("01_data", [
+        md("# 01 · Data: knee DESS scans, the split, and the three tissues\n\n"
+           "Creates (synthetic phantoms) or validates (real OAI / IWOAI 2019 data) the scans for the chosen "
+           "profile, and shows what the networks will learn from: example sagittal slices with the femoral "
+           "cartilage, tibial cartilage and meniscus masks, tissue volumes, and the subject-wise split."),
+        params_cell(),
+        code(SETUP),
+        md("## The split\n\nSubjects are split 60/14/14 (120/28/28 scans) in the paper; a subject's two "
+           "timepoints (V00, V01) always stay in the same split."),
+        code('''from kneelib import plots, results
+from kneelib.provenance import provenance
+
+meta = provenance(P, ctx.manifest_hash, seed=P.data_seed)
+splits = plots.split_table(ctx)
+results.save_table(splits, RESULTS, "data_split", meta)
+splits'''),
+        md("## Example slices\n\nOne scan per split, at the sagittal slice with the most labelled tissue."),
+        code('''from kneelib.figures import save_figure
+
+fig = plots.figure_example_slices(ctx)
+save_figure(fig, FIGURES, "data_example_slices")
+fig.show()'''),
+        md("## Tissue volumes\n\nVolumes in mL from each scan's voxel spacing (manifest)."),
+        code('''volumes = plots.tissue_volume_table(ctx)
+results.save_table(volumes, RESULTS, "data_tissue_volumes", meta)
+fig = plots.figure_tissue_volumes(volumes)
+save_figure(fig, FIGURES, "data_tissue_volumes")
+fig.show()
+volumes.groupby(["split", "tissue"]).volume_ml.agg(["mean", "std", "count"]).round(2)'''),
+        md("## Can a threshold do the job?\n\nThe best single intensity window's Dice per tissue on a few "
+           "training scans. Values well below the networks' Dice mean a network has to use spatial context, "
+           "so the experiment means something on this data."),
+        code('''threshold = study.threshold_baseline(ctx, n_scans=2)
+results.save_table(threshold, RESULTS, "data_threshold_baseline", meta)
+threshold.pivot(index="scan_id", columns="tissue", values="best_window_dice").round(3)'''),
+        md("## Files written\n\n- `outputs/<profile>/results/data_split.csv`, `data_tissue_volumes.csv`, "
+           "`data_threshold_baseline.csv` (each with `.meta.json` provenance)\n"
+           "- `outputs/<profile>/figures/data_example_slices.{html,png}`, `data_tissue_volumes.{html,png}`\n\n"
+           "Next: [02_scratch](02_scratch.ipynb) trains the three scratch networks."),
+        code(FOOTER),
+    ])
+
+
+def nb02():
+    build("02_scratch", [
+        md("# 02 · Three networks from scratch\n\nTrains F(s), T(s) and M(s), the femoral-cartilage, "
+           "tibial-cartilage and meniscus U-Nets, from He-normal initialization with the profile's recipe "
+           "(soft-Dice loss, Adam, step decay, early stopping on validation loss), then evaluates them on the "
+           "test split. Finished networks are reused when config, data and code are unchanged."),
+        params_cell(),
+        code(SETUP),
+        md("## Train\n\nThe weights with the lowest validation soft-Dice loss are each network's result."),
+        code('''specs = [spec for seed in P.seeds for spec in study.scratch_specs(seed)]
+trained = study.train_nets(P, ctx, specs, force=force)
+for spec, r in trained.items():
+    print(f"{spec.name:6s} seed {spec.seed}: best epoch {r.best_epoch}/{len(r.history)}, "
+          f"val loss {r.best_val_loss:.4f}{' (reused)' if r.reused else ''}")'''),
+        md("## Learning curves"),
+        code('''from kneelib import plots, results
+from kneelib.figures import save_figure
+from kneelib.provenance import provenance
+
+meta = provenance(P, ctx.manifest_hash, seed=list(P.seeds))
+history = study.history_frame(trained)
+results.save_table(history, RESULTS, "history_scratch", meta)
+fig = plots.figure_learning_curves(history[history.seed == P.seeds[0]])
+save_figure(fig, FIGURES, "learning_curves_scratch")
+fig.show()'''),
+        md("## Test performance\n\nPredictions thresholded at 0.5 and stacked back into 3D at each scan's own "
+           "resolution; Dice, VOE, CV and ASSD (mm, from the manifest's voxel spacing)."),
+        code('''per_scan = study.evaluate_nets(P, ctx, {spec: r.state for spec, r in trained.items()})
+results.save_table(per_scan, RESULTS, "test_metrics_scratch", meta)
+study.summarize_metrics(per_scan).round(3)'''),
+        md("## Files written\n\n- `outputs/<profile>/models/seed<k>/<tissue>__scratch/{best,last}.pt`\n"
+           "- `outputs/<profile>/results/history_scratch.csv`, `test_metrics_scratch.csv`\n"
+           "- `outputs/<profile>/figures/learning_curves_scratch.{html,png}`\n\n"
+           "Next: [03_finetune](03_finetune.ipynb) fine-tunes each scratch net to the other two tissues."),
+        code(FOOTER),
+    ])
+
+
+def nb03():
+    build("03_finetune", [
+        md("# 03 · Six fine-tuned networks and Fig. 2\n\nFine-tunes each scratch network to the other two "
+           "tissues: B|A(s) starts from the best weights of A(s) and is trained with the same recipe "
+           "(learning rate `finetune_lr`). Then all nine networks are evaluated on the test split (Fig. 2)."),
+        params_cell(),
+        code(SETUP),
+        md("## Train the six fine-tuned networks"),
+        code('''specs = [spec for seed in P.seeds for spec in study.all_specs(seed)]
+trained = study.train_nets(P, ctx, specs, force=force)  # scratch nets are reused from 02 (or trained if missing)
+for spec, r in trained.items():
+    print(f"{spec.name:7s} seed {spec.seed}: best epoch {r.best_epoch}/{len(r.history)}, "
+          f"val loss {r.best_val_loss:.4f}{' (reused)' if r.reused else ''}")'''),
+        md("## Learning curves of all nine networks"),
+        code('''from kneelib import plots, results
+from kneelib.figures import save_figure
+from kneelib.provenance import provenance
+
+meta = provenance(P, ctx.manifest_hash, seed=list(P.seeds))
+history = study.history_frame(trained)
+results.save_table(history, RESULTS, "history_all", meta)
+fig = plots.figure_learning_curves(history[history.seed == P.seeds[0]])
+save_figure(fig, FIGURES, "learning_curves_all")
+fig.show()'''),
+        md("## Fig. 2: scratch vs fine-tuned on the test split"),
+        code('''per_scan = study.evaluate_nets(P, ctx, {spec: r.state for spec, r in trained.items()})
+results.save_table(per_scan, RESULTS, "test_metrics", meta)
+summary = study.summarize_metrics(per_scan)
+results.save_table(summary, RESULTS, "fig2_performance_table", meta)
+fig = plots.figure_performance(per_scan)
+save_figure(fig, FIGURES, "fig2_performance")
+fig.show()
+summary.round(3)'''),
+        md("The paper reports (C6) that fine-tuned tibial-cartilage and meniscus nets score worse than their "
+           "scratch nets while fine-tuned femoral-cartilage nets score about as well; the claims report "
+           "(04, `claims.md`) tests this on the numbers above.\n\n"
+           "## Files written\n\n- `outputs/<profile>/models/seed<k>/<tissue>__from_<base>/{best,last}.pt`\n"
+           "- `outputs/<profile>/results/test_metrics.csv`, `fig2_performance_table.csv`, `history_all.csv`\n"
+           "- `outputs/<profile>/figures/fig2_performance.{html,png}`, `learning_curves_all.{html,png}`\n\n"
+           "Next: [04_distances](04_distances.ipynb) measures how far apart the nine networks' weights are."),
+        code(FOOTER),
+    ])
+
+
+if __name__ == "__main__":
+    nb01()
+    nb02()
+    nb03()
