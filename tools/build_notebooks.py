@@ -180,7 +180,124 @@ summary.round(3)'''),
     ])
 
 
+def nb04():
+    build("04_distances", [
+        md("# 04 · Distances between the nine networks' weights (Fig. 3a, 3b, 4)\n\n"
+           "The paper's measure: the average Euclidean (L2) distance between corresponding convolution kernels "
+           "of two networks, per layer group and over the whole network (`kneelib.distances.kernel_distances`; "
+           "for every (output, input) channel pair, the L2 norm of the difference of the k x k kernels, averaged; "
+           "batch-norm parameters and biases excluded). Beside it, the distance between *untrained* He-initialized "
+           "networks: the null any claim about depth has to beat."),
+        params_cell(),
+        code(SETUP),
+        md("## The nine networks\n\nLoaded from 02/03 (trained here if missing, reused when unchanged)."),
+        code('''from kneelib import analysis, claims, distance_plots, distances, results
+from kneelib.figures import save_figure
+from kneelib.provenance import provenance
+
+states = analysis.states_by_seed(P, ctx, force=force)
+meta = provenance(P, ctx.manifest_hash, seed=list(P.seeds))
+first = states[P.seeds[0]]
+print("nets:", list(first))'''),
+        md("## Distance tables\n\nEvery table carries a `seed` column; figures show the mean over seeds."),
+        code('''tables = analysis.distance_tables(states)
+for name in ("scratch_pairs", "finetune", "tissue"):
+    results.save_table(tables[name], RESULTS, claims.RESULT_FILES[name], meta)
+results.save_json(tables["headline"], RESULTS, "distances_headline", meta)
+null = analysis.null_table(P, first["F(s)"])
+results.save_table(null, RESULTS, "distances_null", meta)
+null.round(5)'''),
+        md("## Fig. 3a: scratch vs scratch, per layer group\n\nPaper (C1): distances are larger in shallow "
+           "layers and smallest at the latent level. The dashed line is the expected distance between two "
+           "untrained He-initialized networks, which itself shrinks with depth as the fan-in grows."),
+        code('''fig = distance_plots.figure_group_distances(tables["scratch_pairs"], P.depth,
+                                            "Fig. 3a: scratch vs scratch", dict(zip(null.group, null.expected)))
+save_figure(fig, FIGURES, "fig3a_scratch_vs_scratch")
+fig.show()
+tables["scratch_pairs"].pivot_table(index="group", columns="pair", values="distance", sort=False)'''),
+        md("## Fig. 3b: each scratch network vs its fine-tuned networks\n\nPaper (C2): largest in the "
+           "shallow decoder stage dec_layer1."),
+        code('''fig = distance_plots.figure_group_distances(tables["finetune"], P.depth, "Fig. 3b: scratch vs its fine-tuned nets")
+save_figure(fig, FIGURES, "fig3b_scratch_vs_finetuned")
+fig.show()
+tables["finetune"].pivot_table(index="group", columns="pair", values="distance", sort=False)'''),
+        md("## Fig. 4: tissue distances in both directions\n\nThe tissue distance between A and B is the mean "
+           "of d(A(s), B|A(s)) and d(B(s), A|B(s)); the asymmetry is their difference over that mean."),
+        code('''fig = distance_plots.figure_tissue_matrix(tables["tissue"])
+save_figure(fig, FIGURES, "fig4_tissue_distances")
+fig.show()
+tables["tissue"]'''),
+        md("## The headline: closer to the base than to the own tissue's scratch net?"),
+        code('''headline = tables["headline"][str(P.seeds[0])]
+print(f"fine-tuned net to its base scratch net:        {headline['to_base']:.3g}   (paper {headline['paper_to_base']:.3g})")
+print(f"fine-tuned net to the scratch net of its tissue: {headline['to_own_scratch']:.3g}   (paper {headline['paper_to_own_scratch']:.3g})")
+tissue_paper = distances.PAPER_TISSUE_DISTANCES
+tables["tissue"].assign(paper=tables["tissue"].pair.map(tissue_paper))[["seed", "pair", "d_ab", "d_ba", "tissue_distance", "paper", "asymmetry"]]'''),
+        md("## Claims so far\n\nC7 (activations) is added by 05."),
+        code('''table = claims.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta)
+table[["id", "paper", "this_run", "holds"]]'''),
+        md("## Files written\n\n- `outputs/<profile>/results/distances_scratch_pairs.csv`, `distances_finetune.csv`, "
+           "`tissue_distances.csv`, `distances_headline.json`, `distances_null.csv`, `claims.csv`\n"
+           "- `outputs/<profile>/figures/fig3a_scratch_vs_scratch`, `fig3b_scratch_vs_finetuned`, "
+           "`fig4_tissue_distances` (`.html`, `.png`)\n- `outputs/<profile>/claims.md`\n\n"
+           "Next: [05_activations](05_activations.ipynb)."),
+        code(FOOTER),
+    ])
+
+
+def nb05():
+    build("05_activations", [
+        md("# 05 · Activation maps of the nine networks (Fig. 5) and a browser\n\n"
+           "For a few test slices, the output of every layer group of every network, reduced to one map per "
+           "group (mean absolute activation over channels, upsampled to the slice, min-max normalized per map; "
+           "`kneelib.activations.activation_maps`). How much two networks' maps overlap (Pearson correlation, "
+           "and IoU of the top-10% regions) is what claim C7 is judged on."),
+        params_cell(),
+        code(SETUP),
+        md("## Maps"),
+        code('''from kneelib import activations, analysis, claims, results
+from kneelib.figures import save_figure
+from kneelib.provenance import provenance
+
+seed = P.seeds[0]
+states = analysis.states_by_seed(P, ctx, force=force)
+meta = provenance(P, ctx.manifest_hash, seed=list(P.seeds))
+images, truth, labels = analysis.activation_inputs(P, ctx, P.activation_slices)
+maps = {seed_: {name: activations.activation_maps(study.load_model(P, state), images)
+                for name, state in nets.items()} for seed_, nets in states.items()}
+print(len(labels), "slices:", labels)'''),
+        md("## Fig. 5: the same slice across the nine networks at chosen depths"),
+        code('''depths = list(dict.fromkeys(["enc_layer1", f"enc_layer{(P.depth + 1) // 2}", f"enc_layer{P.depth}",
+                              f"dec_layer{max(1, P.depth // 2)}", "dec_layer1"]))
+fig = activations.figure_activation_grid(maps[seed], images, truth, depths, slice_index=len(labels) // 2)
+save_figure(fig, FIGURES, "fig5_activation_maps")
+fig.show()'''),
+        md("## Overlap of activation regions between networks (C7)"),
+        code('''import pandas as pd
+
+overlap = pd.concat([activations.overlap_table(m, "correlation").assign(seed=s) for s, m in maps.items()])
+topk = pd.concat([activations.overlap_table(m, "topk_iou").assign(seed=s) for s, m in maps.items()])
+results.save_table(overlap, RESULTS, claims.RESULT_FILES["overlap"], meta)
+results.save_table(topk, RESULTS, "activation_overlap_topk_iou", meta)
+claims.with_tissue_pair(overlap).pivot_table(index="group", columns="tissues", values="value", sort=False).round(3)'''),
+        md("## Claims report\n\nAll seven claims, computed from the result tables of 03, 04 and this notebook."),
+        code('''from IPython.display import Markdown
+
+table = claims.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta)
+Markdown((paths.profile_dir(P.name) / "claims.md").read_text())'''),
+        md("## Browse the maps\n\nPick a slice, a layer group and one or several networks; toggle the "
+           "ground-truth outlines. (Interactive in JupyterLab; a static copy in executed notebooks.)"),
+        code('''from kneelib.browser import ActivationBrowser
+
+browser = ActivationBrowser(maps[seed], images, truth, labels)
+browser.widget'''),
+        md("## Files written\n\n- `outputs/<profile>/results/activation_overlap.csv`, "
+           "`activation_overlap_topk_iou.csv`, `claims.csv`\n- `outputs/<profile>/figures/fig5_activation_maps.{html,png}`\n"
+           "- `outputs/<profile>/claims.md`"),
+        code(FOOTER),
+    ])
+
+
 if __name__ == "__main__":
-    nb01()
-    nb02()
-    nb03()
+    for build_notebook in (nb01, nb02, nb03, nb04, nb05):
+        build_notebook()

@@ -1,0 +1,234 @@
+"""The paper's claims C1-C7 (facts.md section 5), tested on this run's result tables.
+
+Each claim becomes a number per seed, its *margin*: positive when the claim holds for that
+seed. ``claims_table`` reports the paper's value, this run's value (first seed, or the mean),
+the criterion, whether it holds, and across seeds the margin's mean, sd and 95% t-interval;
+"holds across seeds" requires the whole interval above 0. Nothing here is typed in: every
+value is computed from the CSV tables the notebooks write.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+# Tolerance for "near-equal" tissue distances (C4): coefficient of variation of the three.
+NEAR_EQUAL_CV = 0.10
+
+
+@dataclass
+class ClaimResult:
+    value: str      # this run's value, human-readable
+    margin: float   # > 0: the claim holds
+
+
+def tissue_of(net: str) -> str:
+    """``"T|F(s)"`` -> ``"T"``: the tissue a net segments."""
+    return net[0]
+
+
+def _group_means(df: pd.DataFrame) -> pd.Series:
+    return df[df.group != "network"].groupby("group", sort=False).distance.mean()
+
+
+def c1_latent_smallest(scratch_pairs: pd.DataFrame, latent: str) -> ClaimResult:
+    """C1: among scratch-vs-scratch distances per group, the latent level is the smallest."""
+    means = _group_means(scratch_pairs)
+    others = means.drop(latent)
+    enc = means[[g for g in means.index if g.startswith("enc_layer")]]
+    rho = stats.spearmanr(range(len(enc)), enc.values).statistic if len(enc) > 2 else float("nan")
+    return ClaimResult(f"smallest: {means.idxmin()} ({means.min():.3g}); {latent} {means[latent]:.3g}; "
+                       f"Spearman(enc depth, d) {rho:.2f}", (others.min() - means[latent]) / means[latent])
+
+
+def c2_dec1_largest(finetune: pd.DataFrame) -> ClaimResult:
+    """C2: among scratch-vs-its-fine-tuned distances per group, dec_layer1 is the largest."""
+    means = _group_means(finetune)
+    others = means.drop("dec_layer1")
+    return ClaimResult(f"largest: {means.idxmax()} ({means.max():.3g}); dec_layer1 {means['dec_layer1']:.3g}",
+                       (means["dec_layer1"] - others.max()) / means["dec_layer1"])
+
+
+def c3_closer_to_base(headline: dict) -> ClaimResult:
+    """C3: a fine-tuned net is closer to its base than to the scratch net of its own tissue."""
+    to_base, to_own = headline["to_base"], headline["to_own_scratch"]
+    return ClaimResult(f"{to_base:.3g} vs {to_own:.3g}", (to_own - to_base) / to_base)
+
+
+def c4_near_equal(tissue: pd.DataFrame) -> ClaimResult:
+    """C4: the three tissue distances are near-equal (coefficient of variation < NEAR_EQUAL_CV)."""
+    d = tissue.set_index("pair").tissue_distance
+    cv = d.std(ddof=1) / d.mean()
+    text = ", ".join(f"{p} {v:.3g}" for p, v in d.items())
+    return ClaimResult(f"{text} (CV {cv:.1%})", NEAR_EQUAL_CV - cv)
+
+
+def c5_ft_asymmetric(tissue: pd.DataFrame) -> ClaimResult:
+    """C5: the F-T pair is the most asymmetric, with d(F(s), T|F(s)) > d(T(s), F|T(s))."""
+    t = tissue.set_index("pair")
+    ft, others = t.loc["F-T"], t.drop("F-T").asymmetry
+    direction = 1.0 if ft.d_ab > ft.d_ba else -1.0
+    margin = min(ft.asymmetry - others.max(), direction * ft.asymmetry)
+    return ClaimResult(f"d(F(s),T|F(s)) {ft.d_ab:.3g}, d(T(s),F|T(s)) {ft.d_ba:.3g}; asymmetry F-T "
+                       f"{ft.asymmetry:.2f}, " + ", ".join(f"{p} {a:.2f}" for p, a in others.items()), margin)
+
+
+def c6_finetune_performance(per_scan: pd.DataFrame) -> ClaimResult:
+    """C6: fine-tuned T and M nets score worse than scratch; fine-tuned F nets closest to scratch F."""
+    dice = per_scan.groupby(["net"]).dice.mean()
+    delta = {}
+    for code in "FTM":
+        tuned = [n for n in dice.index if n.startswith(f"{code}|")]
+        delta[code] = float(dice[tuned].mean() - dice[f"{code}(s)"])
+    margin = min(-delta["T"], -delta["M"], abs(delta["T"]) - abs(delta["F"]), abs(delta["M"]) - abs(delta["F"]))
+    return ClaimResult("Dice fine-tuned minus scratch: " + ", ".join(f"{c} {v:+.4f}" for c, v in delta.items()),
+                       margin)
+
+
+def with_tissue_pair(overlap: pd.DataFrame) -> pd.DataFrame:
+    """Add ``tissues``: the (sorted) tissue codes of a net pair, e.g. ``"F-T"`` for T|M(s) vs F(s)."""
+    return overlap.assign(tissues=["-".join(sorted((tissue_of(a), tissue_of(b))))
+                                   for a, b in zip(overlap.net_a, overlap.net_b)])
+
+
+def c7_shared_activations(overlap: pd.DataFrame) -> ClaimResult:
+    """C7: F nets' activation regions overlap both T and M nets' more than T and M nets' overlap each other."""
+    means = with_tissue_pair(overlap).groupby("tissues").value.mean()
+    ft, fm, mt = means.get("F-T", np.nan), means.get("F-M", np.nan), means.get("M-T", np.nan)
+    return ClaimResult(f"mean map correlation F-T {ft:.3f}, F-M {fm:.3f}, M-T {mt:.3f}", min(ft, fm) - mt)
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    statement: str
+    paper: str
+    criterion: str
+    test: Callable[..., ClaimResult]
+    needs: tuple[str, ...]  # result tables the test takes, in order
+
+
+def claims(latent: str) -> list[Claim]:
+    return [
+        Claim("C1", f"Scratch-vs-scratch distances are larger in shallow layers; the latent level {latent} "
+              "has the smallest", "qualitative (Fig. 3a)", f"{latent} has the smallest mean distance",
+              lambda t: c1_latent_smallest(t, latent), ("scratch_pairs",)),
+        Claim("C2", "Scratch-vs-its-fine-tuned distances are largest in dec_layer1", "qualitative (Fig. 3b)",
+              "dec_layer1 has the largest mean distance", c2_dec1_largest, ("finetune",)),
+        Claim("C3", "A fine-tuned net is closer to its base than to the scratch net of its own tissue",
+              "8.17e-3 vs 6.45e-2", "mean d(B|A(s), A(s)) < mean d(B|A(s), B(s))", c3_closer_to_base,
+              ("headline",)),
+        Claim("C4", "Average tissue distances are near-equal", "F-T 8.13e-3, F-M 8.07e-3, M-T 8.32e-3",
+              f"CV of the three tissue distances < {NEAR_EQUAL_CV:.0%}", c4_near_equal, ("tissue",)),
+        Claim("C5", "F-T distances are asymmetric; M-F and M-T more symmetric",
+              "d(F(s),T|F(s)) 9.56e-3, d(T(s),F|T(s)) 6.70e-3", "F-T has the largest asymmetry, and "
+              "d(F(s),T|F(s)) > d(T(s),F|T(s))", c5_ft_asymmetric, ("tissue",)),
+        Claim("C6", "Fine-tuned T and M nets score worse than scratch; fine-tuned F about as well",
+              "qualitative (Fig. 2)", "mean Dice of fine-tuned T and M < scratch, and |delta F| smallest",
+              c6_finetune_performance, ("per_scan",)),
+        Claim("C7", "F nets share activation regions with both T and M nets", "qualitative (Fig. 5)",
+              "F-T and F-M map correlation > M-T map correlation", c7_shared_activations, ("overlap",)),
+    ]
+
+
+def _by_seed(table, seed: int):
+    if isinstance(table, pd.DataFrame) and "seed" in table:
+        return table[table.seed == seed]
+    if isinstance(table, dict) and "by_seed" in table:
+        return table["by_seed"][str(seed)]
+    return table
+
+
+def interval95(margins: list[float]) -> tuple[float, float, float, float]:
+    """Mean, sd and two-sided 95% t-interval of the per-seed margins (nan when fewer than 2)."""
+    x = np.asarray(margins, dtype=float)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, math.nan, math.nan, math.nan
+    sd = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.975, len(x) - 1) * sd / math.sqrt(len(x)))
+    return mean, sd, mean - half, mean + half
+
+
+def claims_table(tables: dict, seeds: list[int], latent: str) -> pd.DataFrame:
+    """Evaluate every claim whose tables are present; one row per claim.
+
+    ``tables`` maps names (scratch_pairs, finetune, headline, tissue, per_scan, overlap) to
+    DataFrames with a ``seed`` column (or, for headline, ``{"by_seed": {seed: dict}}``).
+    """
+    rows = []
+    for claim in claims(latent):
+        row = {"id": claim.id, "claim": claim.statement, "paper": claim.paper, "criterion": claim.criterion}
+        if not all(name in tables for name in claim.needs):
+            rows.append(row | {"this_run": "not computed yet", "holds": None})
+            continue
+        results = [claim.test(*[_by_seed(tables[n], s) for n in claim.needs]) for s in seeds]
+        margins = [r.margin for r in results]
+        mean, sd, lo, hi = interval95(margins)
+        rows.append(row | {
+            "this_run": results[0].value + (f" (seed {seeds[0]})" if len(seeds) > 1 else ""),
+            "holds": bool(results[0].margin > 0), "margin": results[0].margin, "n_seeds": len(seeds),
+            "holds_in_seeds": f"{sum(m > 0 for m in margins)}/{len(seeds)}", "margin_mean": mean,
+            "margin_sd": sd, "margin_ci95": f"[{lo:.3g}, {hi:.3g}]" if not math.isnan(lo) else "n/a",
+            "holds_across_seeds": bool(lo > 0) if not math.isnan(lo) else None})
+    return pd.DataFrame(rows)
+
+
+def _verdict(value) -> str:
+    return {True: "yes", False: "no", None: "n/a"}.get(value if value in (True, False) else None, "n/a")
+
+
+def claims_markdown(table: pd.DataFrame, title: str) -> str:
+    """The claims report as Markdown."""
+    lines = [f"# {title}", "",
+             "Each claim of Thorneloe et al. (ISMRM 2020 #1029) tested on this run's result tables "
+             "(computed by `kneelib.claims`, not typed in). *margin* > 0 means the claim holds; across "
+             "seeds it holds only when the 95% interval of the margin lies above 0.", "",
+             "| id | claim | paper | this run | criterion | holds | holds across seeds |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in table.to_dict("records"):
+        across = (f"{_verdict(r.get('holds_across_seeds'))} ({r.get('holds_in_seeds')}, margin "
+                  f"{r.get('margin_mean', float('nan')):.3g}, 95% CI {r.get('margin_ci95')})"
+                  if r.get("holds") is not None else "n/a")
+        cells = [r["id"], r["claim"], r["paper"], r["this_run"], r["criterion"], _verdict(r.get("holds")), across]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# Result tables the claims read, by the name ``claims_table`` uses.
+RESULT_FILES = {"scratch_pairs": "distances_scratch_pairs", "finetune": "distances_finetune",
+                "tissue": "tissue_distances", "per_scan": "test_metrics", "overlap": "activation_overlap"}
+
+
+def load_tables(results_dir) -> dict:
+    """Whatever claim inputs the notebooks have written so far under ``results_dir``."""
+    from pathlib import Path
+
+    from .results import load_json
+
+    results_dir = Path(results_dir)
+    tables: dict = {}
+    for name, stem in RESULT_FILES.items():
+        if (results_dir / f"{stem}.csv").exists():
+            tables[name] = pd.read_csv(results_dir / f"{stem}.csv")
+    if (results_dir / "distances_headline.json").exists():
+        tables["headline"] = {"by_seed": load_json(results_dir, "distances_headline")}
+    return tables
+
+
+def write_claims(profile_name: str, seeds: list[int], latent: str, meta: dict) -> pd.DataFrame:
+    """Compute the claims from ``outputs/<profile>/results`` and write ``claims.md`` and ``claims.csv``."""
+    from . import paths
+    from .atomic import write_text
+    from .results import save_table
+
+    table = claims_table(load_tables(paths.results_dir(profile_name)), seeds, latent)
+    save_table(table, paths.results_dir(profile_name), "claims", meta)
+    write_text(paths.profile_dir(profile_name) / "claims.md",
+               claims_markdown(table, f"Claims report: profile `{profile_name}`, seeds {seeds}"))
+    return table

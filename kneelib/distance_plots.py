@@ -1,0 +1,60 @@
+"""Figures of weight distances: Fig. 3a / 3b (per layer group, by depth) and Fig. 4 (tissue matrix)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from .unet import layer_groups
+
+CODES = ("F", "T", "M")
+NAMES = {"F": "femoral cartilage", "T": "tibial cartilage", "M": "meniscus"}
+
+
+def figure_group_distances(table: pd.DataFrame, depth: int, title: str,
+                           null: dict[str, float] | None = None, null_label: str = "untrained He null") -> go.Figure:
+    """Distance per layer group (x, ordered shallow encoder -> latent -> shallow decoder), one line per
+    net pair (mean over seeds, error bars = sd across seeds when there are several).
+
+    Args:
+        table: rows with columns pair, group, distance (and optionally seed).
+        depth: U-Net depth, for the group order.
+        null: optional expected distance per group between untrained nets, drawn dashed.
+    """
+    order = [g for g in layer_groups(depth) if g in set(table.group)]
+    fig = go.Figure()
+    for pair, d in table[table.group != "network"].groupby("pair", sort=False):
+        stats = d.groupby("group").distance.agg(["mean", "std"]).reindex(order)
+        fig.add_trace(go.Scatter(x=order, y=stats["mean"], mode="lines+markers", name=pair,
+                                 error_y={"type": "data", "array": stats["std"].fillna(0), "visible": True}))
+    if null is not None:
+        fig.add_trace(go.Scatter(x=order, y=[null.get(g, np.nan) for g in order], mode="lines", name=null_label,
+                                 line={"dash": "dash", "color": "black"}))
+    fig.update_layout(title=title, xaxis_title="layer group (encoder shallow -> latent -> decoder shallow)",
+                      yaxis_title="mean L2 distance per kernel", yaxis_type="log", width=1000, height=480)
+    return fig
+
+
+def tissue_matrix(tissue: pd.DataFrame) -> pd.DataFrame:
+    """3x3 matrix: row A (base scratch net A(s)), column B, value d(A(s), B|A(s)); diagonal NaN."""
+    m = pd.DataFrame(np.nan, index=list(CODES), columns=list(CODES))
+    for r in tissue.itertuples():
+        m.loc[r.tissue_a, r.tissue_b] = r.d_ab
+        m.loc[r.tissue_b, r.tissue_a] = r.d_ba
+    return m
+
+
+def figure_tissue_matrix(tissue: pd.DataFrame) -> go.Figure:
+    """Fig. 4: bidirectional tissue distances; cell (A, B) = d(A(s), B|A(s)), with the tissue distance
+    (mean of both directions) and the asymmetry listed per pair in the title; several seeds are averaged."""
+    tissue = tissue.groupby(["pair", "tissue_a", "tissue_b"], sort=False, as_index=False).mean(numeric_only=True)
+    m = tissue_matrix(tissue)
+    text = [[("" if np.isnan(v) else f"{v:.3g}") for v in row] for row in m.values]
+    fig = go.Figure(go.Heatmap(z=m.values, x=[f"to {NAMES[c]}" for c in CODES],
+                               y=[f"from {NAMES[c]} (s)" for c in CODES], text=text, texttemplate="%{text}",
+                               colorscale="Viridis", colorbar_title="d"))
+    summary = "; ".join(f"{r.pair}: {r.tissue_distance:.3g} (asym. {r.asymmetry:.2f})" for r in tissue.itertuples())
+    fig.update_layout(title=f"Fig. 4: d(A(s), B|A(s)). Tissue distances {summary}", width=800, height=520,
+                      yaxis_autorange="reversed")
+    return fig
