@@ -1,0 +1,100 @@
+"""Claims C1-C7 on small hand-made result tables: each criterion flips when the data flips."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from kneelib import claims
+
+
+def _groups(values: dict[str, float], pair: str = "F(s) vs T(s)", seed: int = 0) -> list[dict]:
+    return [{"pair": pair, "group": g, "distance": d, "seed": seed} for g, d in values.items()]
+
+
+def test_c1_latent_smallest_flips():
+    holds = pd.DataFrame(_groups({"enc_layer1": 0.3, "enc_layer2": 0.2, "enc_layer3": 0.1, "dec_layer1": 0.25,
+                                  "network": 0.2}))
+    r = claims.c1_latent_smallest(holds, "enc_layer3")
+    assert r.margin == pytest.approx((0.2 - 0.1) / 0.1)
+    fails = holds.assign(distance=holds.distance.where(holds.group != "enc_layer2", 0.05))
+    assert claims.c1_latent_smallest(fails, "enc_layer3").margin < 0
+
+
+def test_c2_dec1_largest():
+    t = pd.DataFrame(_groups({"enc_layer1": 0.1, "dec_layer1": 0.4, "dec_layer2": 0.2}))
+    assert claims.c2_dec1_largest(t).margin == pytest.approx((0.4 - 0.2) / 0.4)
+    t.loc[t.group == "enc_layer1", "distance"] = 0.5
+    assert claims.c2_dec1_largest(t).margin < 0
+
+
+def test_c3_paper_values_hold():
+    r = claims.c3_closer_to_base({"to_base": 8.17e-3, "to_own_scratch": 6.45e-2})
+    assert r.margin == pytest.approx(6.45e-2 / 8.17e-3 - 1)
+    assert claims.c3_closer_to_base({"to_base": 0.2, "to_own_scratch": 0.1}).margin < 0
+
+
+def _tissue(d: dict[str, tuple[float, float]]) -> pd.DataFrame:
+    rows = []
+    for pair, (ab, ba) in d.items():
+        a, b = pair.split("-")
+        mean = (ab + ba) / 2
+        rows.append({"pair": pair, "tissue_a": a, "tissue_b": b, "d_ab": ab, "d_ba": ba, "tissue_distance": mean,
+                     "asymmetry": abs(ab - ba) / mean})
+    return pd.DataFrame(rows)
+
+
+def test_c4_c5_on_paper_numbers():
+    # The paper gives F-T both ways; F-M and M-T only as means (taken symmetric here).
+    paper = _tissue({"F-T": (9.56e-3, 6.70e-3), "F-M": (8.07e-3, 8.07e-3), "M-T": (8.32e-3, 8.32e-3)})
+    assert paper.tissue_distance.iloc[0] == pytest.approx(8.13e-3)
+    assert claims.c4_near_equal(paper).margin > 0
+    c5 = claims.c5_ft_asymmetric(paper)
+    assert c5.margin == pytest.approx(min(2.86e-3 / 8.13e-3, 2.86e-3 / 8.13e-3))
+    reversed_ft = _tissue({"F-T": (6.70e-3, 9.56e-3), "F-M": (8.07e-3, 8.07e-3), "M-T": (8.32e-3, 8.32e-3)})
+    assert claims.c5_ft_asymmetric(reversed_ft).margin < 0
+    unequal = _tissue({"F-T": (1e-3, 1e-3), "F-M": (8e-3, 8e-3), "M-T": (8e-3, 8e-3)})
+    assert claims.c4_near_equal(unequal).margin < 0
+
+
+def _per_scan(dice: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame([{"net": n, "dice": d, "seed": 0} for n, d in dice.items()])
+
+
+def test_c6_finetune_performance():
+    holds = _per_scan({"F(s)": 0.90, "F|T(s)": 0.899, "F|M(s)": 0.90, "T(s)": 0.85, "T|F(s)": 0.80,
+                       "T|M(s)": 0.82, "M(s)": 0.80, "M|F(s)": 0.75, "M|T(s)": 0.78})
+    r = claims.c6_finetune_performance(holds)
+    assert r.margin == pytest.approx(min(0.04, 0.035, 0.04 - 0.0005, 0.035 - 0.0005))
+    better_t = holds.assign(dice=holds.dice.where(holds.net != "T|F(s)", 0.95))
+    assert claims.c6_finetune_performance(better_t).margin < 0
+
+
+def test_c7_shared_activations():
+    overlap = pd.DataFrame([{"net_a": "F(s)", "net_b": "T(s)", "group": "g", "value": 0.8},
+                            {"net_a": "F(s)", "net_b": "M|T(s)", "group": "g", "value": 0.7},
+                            {"net_a": "T(s)", "net_b": "M(s)", "group": "g", "value": 0.5}])
+    assert claims.c7_shared_activations(overlap).margin == pytest.approx(0.2)
+    overlap.loc[2, "value"] = 0.9
+    assert claims.c7_shared_activations(overlap).margin < 0
+
+
+def test_interval95():
+    mean, sd, lo, hi = claims.interval95([1.0, 2.0, 3.0])
+    assert (mean, sd) == (2.0, 1.0)
+    assert hi - mean == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)  # t(0.975, 2) = 4.3027
+    assert math.isnan(claims.interval95([1.0])[2])
+
+
+def test_claims_table_across_seeds_and_markdown_escapes_pipes():
+    tables = {"headline": {"by_seed": {"0": {"to_base": 1.0, "to_own_scratch": 2.0},
+                                       "1": {"to_base": 1.0, "to_own_scratch": 2.2},
+                                       "2": {"to_base": 1.0, "to_own_scratch": 0.5}}}}
+    table = claims.claims_table(tables, [0, 1, 2], "enc_layer6")
+    c3 = table.set_index("id").loc["C3"]
+    assert c3.holds and c3.holds_in_seeds == "2/3" and c3.holds_across_seeds is False
+    assert table.set_index("id").loc["C1", "this_run"] == "not computed yet"
+    md = claims.claims_markdown(table, "t")
+    assert "B\\|A(s)" in md and md.count("\n| C") == 7

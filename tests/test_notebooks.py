@@ -1,0 +1,97 @@
+"""The notebook suite: committed notebooks are clean and parameterized; the whole suite runs
+headlessly through the runner at the tiny profile and writes every figure, table and report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kneelib import paths, runner
+
+NOTEBOOKS = sorted(paths.NOTEBOOKS_DIR.glob("*.ipynb"))
+FIGURES = ["data_example_slices", "data_tissue_volumes", "learning_curves_scratch", "learning_curves_all",
+           "fig2_performance", "fig3a_scratch_vs_scratch", "fig3b_scratch_vs_finetuned", "fig4_tissue_distances",
+           "fig5_activation_maps"]
+
+
+def test_every_suite_notebook_is_committed():
+    assert [p.stem for p in NOTEBOOKS][:5] == list(runner.NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_is_clean_and_parameterized(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), f"{path.name} carries outputs"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and "profile =" in tagged[0].source
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert not any(line.lstrip().startswith("def ") for c in code for line in c.source.splitlines()), \
+        f"{path.name} defines functions; they belong in kneelib"
+
+
+def test_parse_overrides():
+    assert runner.parse_overrides(["max_epochs=5", "seeds=[0,1]", "precision=fp32"]) == \
+        {"max_epochs": 5, "seeds": [0, 1], "precision": "fp32"}
+    with pytest.raises(ValueError, match="key=value"):
+        runner.parse_overrides(["max_epochs"])
+
+
+def test_bad_parameter_fails_before_any_notebook_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv(paths.OUTPUTS_ENV, str(tmp_path))
+    with pytest.raises(ValueError, match="max_epoch"):
+        runner.reproduce("tiny", {"max_epoch": 3})
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        runner.reproduce("huge")
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_failing_notebook_names_notebook_cell_and_partial_output(tmp_path, monkeypatch):
+    monkeypatch.setenv(paths.OUTPUTS_ENV, str(tmp_path))
+    missing = tmp_path / "no_such_oai_root"
+    with pytest.raises(runner.NotebookFailed) as err:
+        runner.reproduce("tiny", data_root=str(missing), only=["01"], report=False)
+    message = str(err.value)
+    assert "01_data" in message and "cell" in message and str(missing) in message
+    partial = tmp_path / "tiny" / "notebooks" / "01_data.ipynb"
+    assert partial.exists() and str(partial) in message
+
+
+@pytest.mark.slow
+def test_whole_suite_runs_at_tiny_profile(tmp_path, monkeypatch):
+    monkeypatch.setenv(paths.OUTPUTS_ENV, str(tmp_path))
+    executed = runner.reproduce("tiny")
+    out = tmp_path / "tiny"
+    assert [p.stem for p in executed] == list(runner.available_notebooks())
+    for p in executed:
+        nb = nbformat.read(p, as_version=4)
+        assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    for name in FIGURES:
+        assert (out / "figures" / f"{name}.html").stat().st_size > 10_000, name
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1_000, name
+    assert (out / "notebooks" / "report.html").stat().st_size > 100_000
+
+    claims_md = (out / "claims.md").read_text()
+    for claim in ("C1", "C2", "C3", "C4", "C5", "C6", "C7"):
+        assert f"| {claim} |" in claims_md
+    assert "not computed yet" not in claims_md
+
+    meta = json.loads((out / "results" / "test_metrics.meta.json").read_text())
+    assert meta["config"]["name"] == "tiny" and len(meta["data_manifest_sha256"]) == 64
+    assert {"torch", "numpy", "h5py"} <= set(meta["versions"]) and meta["git_commit"] and meta["seed"] == [0]
+    models = sorted(p.parent.name for p in (out / "models").rglob("best.pt"))
+    assert len(models) == 9
+
+    # A rerun reuses the trained networks instead of training them again.
+    from kneelib import study
+    from kneelib.profiles import get_profile
+
+    profile = get_profile("tiny")
+    ctx = study.prepare_data(profile)
+    result = study.train_net(profile, ctx, study.NetSpec("meniscus", "femoral_cartilage"), progress=False)
+    assert result.reused

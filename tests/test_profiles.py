@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import pytest
+
+from kneelib.profiles import PROFILES, get_profile
+
+
+def test_paper_profile_is_the_reference_recipe():
+    p = get_profile("paper")
+    assert (p.depth, p.base_filters, p.slice_size, p.volume_shape) == (6, 32, 384, (384, 384, 160))
+    assert (p.lr, p.max_epochs, p.patience, p.min_delta, p.lr_decay, p.lr_decay_every) == (1e-3, 100, 8, 1e-5, 0.9, 2)
+    assert p.subjects == {"train": 60, "valid": 14, "test": 14}
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_profiles_are_valid(name):
+    p = get_profile(name)
+    assert p.slice_size % 2 ** (p.depth - 1) == 0
+
+
+def test_overrides_and_their_errors():
+    assert get_profile("demo", max_epochs=3, seeds=[1, 2]).seeds == (1, 2)
+    assert get_profile("demo", lr=1).lr == 1.0
+    with pytest.raises(ValueError, match="unknown profile parameter.*'epochs'"):
+        get_profile("demo", epochs=3)
+    with pytest.raises(ValueError, match="slice_size=100 must be divisible"):
+        get_profile("demo", slice_size=100)
+    with pytest.raises(ValueError, match="max_epochs='5' should be int"):
+        get_profile("demo", max_epochs="5")
+    with pytest.raises(ValueError, match="precision"):
+        get_profile("tiny", precision="fp8")

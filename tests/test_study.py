@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from kneelib import manifest, study
+
+
+def test_net_names_and_folders():
+    assert [s.name for s in study.all_specs()] == ["F(s)", "T(s)", "M(s)", "T|F(s)", "M|F(s)", "F|T(s)", "M|T(s)",
+                                                  "F|M(s)", "T|M(s)"]
+    spec = study.NetSpec("meniscus", "tibial_cartilage", seed=2)
+    assert spec.folder == "seed2/meniscus__from_tibial_cartilage"
+    assert spec.base == study.NetSpec("tibial_cartilage", None, 2)
+
+
+def test_finetune_config_uses_finetune_lr():
+    from kneelib.profiles import get_profile
+
+    p = get_profile("demo", lr=2e-3, finetune_lr=5e-4)
+    assert study.train_config(p, study.NetSpec("meniscus")).lr == 2e-3
+    cfg = study.train_config(p, study.NetSpec("meniscus", "femoral_cartilage"))
+    assert cfg.lr == 5e-4 and cfg.base_net == "F(s)"
+
+
+def test_subset_subjects_keeps_both_timepoints():
+    records = manifest.split_records(manifest.iwoai_records(), "train")
+    half = study.subset_subjects(records, 0.25, seed=0)
+    assert len({r.subject for r in half}) == 15 and len(half) == 30
+    assert study.subset_subjects(records, 0.25, seed=0) == half
+    assert study.subset_subjects(records, 0.25, seed=1) != half
+    assert len(study.subset_subjects(records, 0.001, seed=0)) == 2
+    with pytest.raises(ValueError, match="fraction 0"):
+        study.subset_subjects(records, 0, seed=0)
+
+
+def test_missing_real_data_root_is_named(tmp_path):
+    from kneelib.profiles import get_profile
+
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        study.prepare_data(get_profile("tiny"), tmp_path / "nowhere")
