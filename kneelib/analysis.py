@@ -67,3 +67,14 @@ def activation_inputs(profile: Profile, ctx: DataContext, n_slices: int) -> tupl
     pick = candidates[np.linspace(0, len(candidates) - 1, n_slices).round().astype(int)].unique()
     truth = {t: m[pick].bool().numpy() for t, m in masks.items()}
     return slices[pick], truth, [f"{record.scan_id} slice {int(k)}" for k in pick]
+
+
+def test_images(profile: Profile, ctx: DataContext, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` test slices (N, 1, S, S), drawn without replacement with a fixed seed, for CKA."""
+    from . import data
+
+    if n < 4:
+        raise ValueError(f"debiased CKA needs at least 4 examples, got cka_slices={n}")
+    ds = data.SliceDataset(ctx.split("test"), ctx.root, data.TISSUES[0], profile.slice_size, ctx.cache_dir)
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return torch.stack([ds[int(i)][0] for i in idx])

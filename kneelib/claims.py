@@ -103,6 +103,59 @@ def c7_shared_activations(overlap: pd.DataFrame) -> ClaimResult:
     return ClaimResult(f"mean map correlation F-T {ft:.3f}, F-M {fm:.3f}, M-T {mt:.3f}", min(ft, fm) - mt)
 
 
+def c8_policy(policy: pd.DataFrame) -> ClaimResult:
+    """C8: with limited data (fractions < 1), fine-tuning with depth-dependent learning rates beats
+    training from scratch (mean paired Dice difference > 0)."""
+    limited = policy[policy.fraction < 1]
+    scratch = limited[limited.strategy == "scratch"].set_index(["target", "fraction", "seed"]).dice
+    tuned = limited[limited.strategy == "finetune_depth_lr"]
+    gain = tuned.dice.values - scratch.loc[list(zip(tuned.target, tuned.fraction, tuned.seed))].values
+    plain = limited[limited.strategy == "finetune"]
+    plain_gain = plain.dice.values - scratch.loc[list(zip(plain.target, plain.fraction, plain.seed))].values
+    return ClaimResult(f"Dice gain over scratch with < 100% data: depth-lr fine-tune {gain.mean():+.4f}, "
+                       f"plain fine-tune {plain_gain.mean():+.4f}", float(gain.mean()))
+
+
+def _c1_ratio(null_ratio: pd.DataFrame, latent: str) -> ClaimResult:
+    means = null_ratio[null_ratio.group != "network"].groupby("group").ratio.mean()
+    return ClaimResult(f"smallest distance/null: {means.idxmin()} ({means.min():.3g}); {latent} {means[latent]:.3g}",
+                       (means.drop(latent).min() - means[latent]) / means[latent])
+
+
+def _c1_aligned(aligned: pd.DataFrame, latent: str) -> ClaimResult:
+    return c1_latent_smallest(aligned.rename(columns={"aligned": "distance"}), latent)
+
+
+def _cka_means(cka: pd.DataFrame, comparison: str) -> pd.Series:
+    return cka[cka.comparison == comparison].groupby("group").cka.mean()
+
+
+def _c1_cka(cka: pd.DataFrame, latent: str) -> ClaimResult:
+    means = _cka_means(cka, "scratch_pairs")
+    return ClaimResult(f"most similar (CKA): {means.idxmax()} ({means.max():.3f}); {latent} {means[latent]:.3f}",
+                       means[latent] - means.drop(latent).max())
+
+
+def _c2_cka(cka: pd.DataFrame) -> ClaimResult:
+    means = _cka_means(cka, "finetune")
+    return ClaimResult(f"least similar (CKA): {means.idxmin()} ({means.min():.3f}); dec_layer1 "
+                       f"{means['dec_layer1']:.3f}", means.drop("dec_layer1").min() - means["dec_layer1"])
+
+
+def _c3_cka(cka: pd.DataFrame) -> ClaimResult:
+    to_base, to_own = _cka_means(cka, "finetune").mean(), _cka_means(cka, "own_scratch").mean()
+    return ClaimResult(f"mean CKA to base {to_base:.3f} vs to own-tissue scratch {to_own:.3f}", to_base - to_own)
+
+
+# Controls (issue: do the conclusions survive?): claim id -> control -> (tables needed, test).
+CONTROLS: dict[str, dict[str, tuple[tuple[str, ...], Callable[..., ClaimResult]]]] = {
+    "C1": {"against_null": (("null_ratio",), _c1_ratio), "after_alignment": (("aligned",), _c1_aligned),
+           "by_cka": (("cka",), _c1_cka)},
+    "C2": {"by_cka": (("cka",), _c2_cka)},
+    "C3": {"by_cka": (("cka",), _c3_cka)},
+}
+
+
 @dataclass(frozen=True)
 class Claim:
     id: str
@@ -133,6 +186,9 @@ def claims(latent: str) -> list[Claim]:
               c6_finetune_performance, ("per_scan",)),
         Claim("C7", "F nets share activation regions with both T and M nets", "qualitative (Fig. 5)",
               "F-T and F-M map correlation > M-T map correlation", c7_shared_activations, ("overlap",)),
+        Claim("C8", "Proposed: fine-tuning between tissues with depth-dependent learning rates needs less data",
+              "proposal, untested", "mean test-Dice gain of depth-lr fine-tuning over scratch at < 100% data > 0",
+              c8_policy, ("policy",)),
     ]
 
 
@@ -155,6 +211,19 @@ def interval95(margins: list[float]) -> tuple[float, float, float, float]:
     return mean, sd, mean - half, mean + half
 
 
+def _evaluate(test: Callable[..., ClaimResult], needs: tuple[str, ...], tables: dict, seeds: list[int],
+              bind: Callable[[Callable], Callable]) -> list[ClaimResult]:
+    return [bind(test)(*[_by_seed(tables[n], s) for n in needs]) for s in seeds]
+
+
+def _control_verdict(results: list[ClaimResult]) -> str:
+    margins = [r.margin for r in results]
+    _, _, lo, _ = interval95(margins)
+    across = "" if math.isnan(lo) else f"; across seeds {'yes' if lo > 0 else 'no'}"
+    held = f"{sum(m > 0 for m in margins)}/{len(margins)}"
+    return f"{'yes' if margins[0] > 0 else 'no'} ({results[0].value}; {held}{across})"
+
+
 def claims_table(tables: dict, seeds: list[int], latent: str) -> pd.DataFrame:
     """Evaluate every claim whose tables are present; one row per claim.
 
@@ -167,8 +236,12 @@ def claims_table(tables: dict, seeds: list[int], latent: str) -> pd.DataFrame:
         if not all(name in tables for name in claim.needs):
             rows.append(row | {"this_run": "not computed yet", "holds": None})
             continue
-        results = [claim.test(*[_by_seed(tables[n], s) for n in claim.needs]) for s in seeds]
+        results = _evaluate(claim.test, claim.needs, tables, seeds, lambda f: f)
         margins = [r.margin for r in results]
+        for control, (needs, test) in CONTROLS.get(claim.id, {}).items():
+            if all(n in tables for n in needs):
+                bind = (lambda f: (lambda *a: f(*a, latent))) if claim.id == "C1" else (lambda f: f)
+                row[control] = _control_verdict(_evaluate(test, needs, tables, seeds, bind))
         mean, sd, lo, hi = interval95(margins)
         rows.append(row | {
             "this_run": results[0].value + (f" (seed {seeds[0]})" if len(seeds) > 1 else ""),
@@ -191,18 +264,30 @@ def claims_markdown(table: pd.DataFrame, title: str) -> str:
              "seeds it holds only when the 95% interval of the margin lies above 0.", "",
              "| id | claim | paper | this run | criterion | holds | holds across seeds |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
+    controls = [c for c in ("against_null", "after_alignment", "by_cka") if c in table]
     for r in table.to_dict("records"):
         across = (f"{_verdict(r.get('holds_across_seeds'))} ({r.get('holds_in_seeds')}, margin "
                   f"{r.get('margin_mean', float('nan')):.3g}, 95% CI {r.get('margin_ci95')})"
                   if r.get("holds") is not None else "n/a")
         cells = [r["id"], r["claim"], r["paper"], r["this_run"], r["criterion"], _verdict(r.get("holds")), across]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    if controls:
+        lines += ["", "## Controls", "", "Does each claim survive the untrained He null (distance / null), a "
+                  "permutation alignment of the scratch nets' channels, and a representation measure (debiased "
+                  "linear CKA) instead of weights?", "", "| id | " + " | ".join(c.replace("_", " ") for c in controls)
+                  + " |", "| --- |" + " --- |" * len(controls)]
+        for r in table.to_dict("records"):
+            values = [r.get(c) if isinstance(r.get(c), str) else "n/a" for c in controls]
+            if any(v != "n/a" for v in values):
+                lines.append("| " + " | ".join([r["id"], *[v.replace("|", "\\|") for v in values]]) + " |")
     return "\n".join(lines) + "\n"
 
 
 # Result tables the claims read, by the name ``claims_table`` uses.
 RESULT_FILES = {"scratch_pairs": "distances_scratch_pairs", "finetune": "distances_finetune",
-                "tissue": "tissue_distances", "per_scan": "test_metrics", "overlap": "activation_overlap"}
+                "tissue": "tissue_distances", "per_scan": "test_metrics", "overlap": "activation_overlap",
+                "null_ratio": "controls_null_ratio", "aligned": "controls_aligned_distances", "cka": "controls_cka",
+                "policy": "policy_results"}
 
 
 def load_tables(results_dir) -> dict:

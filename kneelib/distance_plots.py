@@ -58,3 +58,34 @@ def figure_tissue_matrix(tissue: pd.DataFrame) -> go.Figure:
     fig.update_layout(title=f"Fig. 4: d(A(s), B|A(s)). Tissue distances {summary}", width=800, height=520,
                       yaxis_autorange="reversed")
     return fig
+
+
+def figure_cka_heatmap(matrix: pd.DataFrame, title: str) -> go.Figure:
+    """Layer-by-layer linear CKA of two nets (rows: net a's groups, columns: net b's)."""
+    fig = go.Figure(go.Heatmap(z=matrix.values, x=list(matrix.columns), y=list(matrix.index), zmin=0, zmax=1,
+                               colorscale="Magma", colorbar_title="CKA", texttemplate="%{z:.2f}"))
+    fig.update_layout(title=title, width=800, height=700, yaxis_autorange="reversed")
+    return fig
+
+
+def figure_policy(summary: pd.DataFrame) -> go.Figure:
+    """Test Dice vs fraction of training subjects, one panel per target|source pair, one line per
+    strategy (mean over seeds, error bars = sd)."""
+    from plotly.subplots import make_subplots
+
+    pairs = [(t, s) for t, s in summary[summary.source != ""][["target", "source"]].drop_duplicates().itertuples(
+        index=False)]
+    fig = make_subplots(rows=1, cols=len(pairs), shared_yaxes=True, subplot_titles=[f"{t}|{s}(s)" for t, s in pairs])
+    colors = {"scratch": "#444444", "finetune": "#9e9ac8", "finetune_depth_lr": "#e6550d"}
+    for col, (target, source) in enumerate(pairs, start=1):
+        d = summary[(summary.target == target) & summary.source.isin(["", source])]
+        for strategy, ds in d.groupby("strategy", sort=False):
+            ds = ds.sort_values("fraction")
+            fig.add_trace(go.Scatter(x=ds.fraction, y=ds.dice_mean, mode="lines+markers", name=strategy,
+                                     legendgroup=strategy, showlegend=col == 1, line_color=colors[strategy],
+                                     error_y={"type": "data", "array": ds.dice_sd.fillna(0)}), row=1, col=col)
+    fig.update_xaxes(type="log", title_text="fraction of training subjects")
+    fig.update_yaxes(title_text="test Dice", col=1)
+    fig.update_layout(title="Limited-data policy: scratch vs fine-tune vs fine-tune with depth-dependent lr",
+                      width=max(500, 330 * len(pairs)), height=450)
+    return fig

@@ -69,6 +69,7 @@ DEFAULT_SUBJECTS = {"train": 60, "valid": 14, "test": 14}
 MIN_INPLANE = 16
 MIN_SLICES = 4           # the tiny test profile uses 8 slices
 _CHUNK_VOXELS = 1 << 21  # render in slabs of about 2 M voxels to bound memory at full size
+_POOL_MIN_VOXELS = 1 << 22  # below ~4 M voxels in all, render in-process
 _SCAN_FILE = re.compile(r"^(train|valid|test)_\d{3}_V0[01]\.(im|seg)$")
 
 # ------------------------------------------------------------------------------------ tissues
@@ -103,29 +104,29 @@ class SubjectParams:
     Compartment pairs are (lateral, medial).
     """
 
-    scale: float
-    center_mm: tuple[float, float, float]
-    angles_deg: tuple[float, float, float]
-    condyle_radius: float
-    lateral_ratio: float
-    condyle_z: tuple[float, float]
-    condyle_halfwidth: tuple[float, float]
-    femoral_cartilage: float
+    scale: float                                 # overall size of the knee (the leg excepted)
+    center_mm: tuple[float, float, float]        # knee-frame origin in the image (mm)
+    angles_deg: tuple[float, float, float]       # small rotation of the knee against the grid
+    condyle_radius: float                        # medial condyle's sagittal radius R
+    lateral_ratio: float                         # lateral / medial condyle radius
+    condyle_z: tuple[float, float]               # compartment centres (lateral < 0 < medial)
+    condyle_halfwidth: tuple[float, float]       # condyle half-widths along z
+    femoral_cartilage: float                     # cartilage thicknesses
     tibial_cartilage: float
     patellar_cartilage: float
-    joint_gap: float
-    meniscus_size: float
-    effusion: float
-    pouch: float
-    tibial_slope_deg: float
-    patella_height: float
-    fat_thickness: float
-    leg_halfwidth: tuple[float, float]
-    cyst_radius: float
-    signal_gain: tuple[float, ...]
-    noise_sigma: float
-    texture_waves: tuple[tuple[float, float, float, float], ...]
-    septa_waves: tuple[tuple[float, float, float, float], ...]
+    joint_gap: float                             # fluid film between femoral and tibial cartilage
+    meniscus_size: float                         # relative meniscus footprint and height
+    effusion: float                              # joint fluid reach beyond the cartilage
+    pouch: float                                 # suprapatellar pouch thickness
+    tibial_slope_deg: float                      # posterior slope of the plateau
+    patella_height: float                        # patella centre above the condyle centres, in R
+    fat_thickness: float                         # subcutaneous fat
+    leg_halfwidth: tuple[float, float]           # skin outline half-widths (AP, ML), in FOVs
+    cyst_radius: float                           # posterior bursa (0: none)
+    signal_gain: tuple[float, ...]               # per-tissue signal factor (tissue codes)
+    noise_sigma: float                           # Gaussian sigma of the Rician noise (fluid = 1)
+    texture_waves: tuple[tuple[float, float, float, float], ...]  # (kx, ky, kz, phase) of texture
+    septa_waves: tuple[tuple[float, float, float, float], ...]    # ... of intermuscular fat septa
 
 
 def _waves(rng: np.random.Generator, n: int, wavelength: tuple[float, float]) -> tuple:
@@ -170,7 +171,8 @@ def sample_subject(rng: np.random.Generator | int) -> SubjectParams:
 
 def follow_up(subject: SubjectParams, rng: np.random.Generator) -> SubjectParams:
     """The subject at V01: slight cartilage thinning, a small repositioning, a new effusion."""
-    thin = 1 - rng.uniform(0.02, 0.07, size=3)
+    # Python floats throughout: NumPy scalars would promote the float32 grids to float64.
+    thin = [1.0 - float(v) for v in rng.uniform(0.02, 0.07, size=3)]
     return dataclasses.replace(
         subject,
         center_mm=tuple(float(c) for c in np.add(subject.center_mm, rng.normal(0, 0.5, size=3))),
@@ -178,8 +180,8 @@ def follow_up(subject: SubjectParams, rng: np.random.Generator) -> SubjectParams
         femoral_cartilage=subject.femoral_cartilage * thin[0],
         tibial_cartilage=subject.tibial_cartilage * thin[1],
         patellar_cartilage=subject.patellar_cartilage * thin[2],
-        effusion=subject.effusion * rng.uniform(0.8, 1.25),
-        pouch=subject.pouch * rng.uniform(0.8, 1.25),
+        effusion=subject.effusion * float(rng.uniform(0.8, 1.25)),
+        pouch=subject.pouch * float(rng.uniform(0.8, 1.25)),
     )
 
 
@@ -213,15 +215,17 @@ def _ellipsoid(x, y, z, radii: Sequence[float]) -> np.ndarray:
 
 
 def _condyle(x, y, z, xc: float, zc: float, radius: float, halfwidth: float) -> np.ndarray:
-    """SDF of a femoral condyle: a sagittal disc of ``radius`` extruded over +-``halfwidth`` in z.
+    """Approximate SDF of a femoral condyle, centred at (xc, 0, zc), +-``halfwidth`` wide in z.
 
-    Its edges are rounded with 70 % of the half-width, so in coronal view the condyle is flat
-    in the middle and round at the sides; the AP axis is 5 % longer (condyles are oval).
+    Each sagittal section is a disc (5 % longer anteroposteriorly: condyles are oval) whose
+    radius follows radius * sqrt(1 - (dz / halfwidth)^4): flat at the bottom in coronal view,
+    rounded at the sides, with no flat side face (a slice along a flat face would show a
+    large disc of cortical bone). The distance is measured in-plane, exact at dz = 0.
     """
-    edge = 0.7 * halfwidth
-    q = np.hypot(x - xc, y / 1.05) - (radius - edge)
-    w = np.abs(z - zc) - (halfwidth - edge)
-    return np.minimum(np.maximum(q, w), 0.0) + np.hypot(np.maximum(q, 0.0), np.maximum(w, 0.0)) - edge
+    t = np.minimum(np.abs(z - zc) * (1.0 / halfwidth), 1.0)
+    t2 = t * t
+    section = radius * np.sqrt(1.0 - t2 * t2)
+    return np.maximum(np.hypot(x - xc, y * (1 / 1.05)) - section, np.abs(z - zc) - halfwidth)
 
 
 def _segment(x, y, z, a: Sequence[float], b: Sequence[float]) -> np.ndarray:
@@ -549,7 +553,7 @@ def _knee_coords(shape, k0: int, k1: int, subject: SubjectParams) -> tuple[np.nd
                  for i in range(3))
 
 
-def _bias_field(shape, k0: int, k1: int, coef: np.ndarray) -> np.ndarray:
+def _bias_field(shape, k0: int, k1: int, coef: Sequence[float]) -> np.ndarray:
     """Smooth multiplicative coil sensitivity, float32 (H, W, k1-k0): exp of a quadratic in [-1, 1]^3."""
     v = [np.linspace(-1, 1, n, dtype=np.float32) for n in shape]
     v[2] = v[2][k0:k1]
@@ -577,7 +581,8 @@ def render(shape: Sequence[int], subject: SubjectParams,
     uint8 (H, W, D, 6) in IWOAI channel order. ``rng`` draws the bias field and the noise.
     """
     shape = _check_shape(shape)
-    coef = np.concatenate([rng.uniform(-0.15, 0.15, 3), rng.uniform(-0.08, 0.08, 6)])
+    # Bias: linear terms up to +-15 %, quadratic and cross terms up to +-8 % (log scale).
+    coef = [float(c) for c in np.concatenate([rng.uniform(-0.15, 0.15, 3), rng.uniform(-0.08, 0.08, 6)])]
     gain = np.asarray(subject.signal_gain, dtype=np.float32) * _SIGNAL
     clean = np.empty(shape, dtype=np.float32)
     seg = np.empty((*shape, 6), dtype=np.uint8)
@@ -623,6 +628,8 @@ def _split_index(split: str) -> int:
 
 def subject_params(seed: int, split: str, index: int) -> SubjectParams:
     """The anatomy of subject ``{split}_{index:03d}`` of the data set with ``seed``."""
+    if not isinstance(index, (int, np.integer)) or isinstance(index, bool) or index < 1:
+        raise ValueError(f"index={index!r} must be an int >= 1 (subjects are numbered from 001)")
     seq = np.random.SeedSequence(seed, spawn_key=(_split_index(split), index))
     return sample_subject(np.random.default_rng(seq))
 
@@ -634,6 +641,8 @@ def make_scan(shape: Sequence[int], seed: int, split: str, index: int,
     Each scan's random stream derives from (seed, split, index, timepoint) alone, so any scan
     can be made without the others. Returns image float32 (H, W, D) and seg uint8 (H, W, D, 6).
     """
+    if timepoint not in (0, 1):
+        raise ValueError(f"timepoint={timepoint!r} must be 0 (V00) or 1 (V01)")
     subject = subject_params(seed, split, index)
     seq = np.random.SeedSequence(seed, spawn_key=(_split_index(split), index, 1 + timepoint))
     return make_volume(shape, subject, timepoint, np.random.default_rng(seq))
@@ -726,8 +735,9 @@ def _complete(out_dir: Path, records: list[ScanRecord]) -> bool:
         stored = read_manifest(out_dir / MANIFEST_FILE)
     except (OSError, ValueError):
         return False
-    same = [(r.scan_id, r.image, r.seg, r.spacing_mm) for r in stored] == \
-        [(r.scan_id, r.image, r.seg, r.spacing_mm) for r in records]
+    same = [(r.scan_id, r.image, r.seg) for r in stored] == [(r.scan_id, r.image, r.seg) for r in records]
+    # The CSV keeps 6 significant digits of the spacing.
+    same = same and all(np.allclose(a.spacing_mm, b.spacing_mm, rtol=1e-5) for a, b in zip(stored, records))
     return same and all((out_dir / f).is_file() for r in stored for f in (r.image, r.seg))
 
 
@@ -765,8 +775,8 @@ def make_dataset(out_dir: str | os.PathLike, subjects: Mapping[str, int] | None 
     subjects: ``{split: count}`` (default 60/14/14, as IWOAI); every subject gets V00 and V01.
     shape: (H, W, D) voxels; spacing 140/H, 140/W, 112/D mm, recorded in the manifest.
     seed: the data set's seed; the same seed gives the same arrays, scan by scan.
-    progress: show a tqdm progress bar. workers: processes that render scans (default: up to 2,
-    the CPU count); the files do not depend on it.
+    progress: show a tqdm progress bar. workers: processes that render scans (default: the CPU
+    count, at most 8; small sets render in-process); the files do not depend on it.
     A complete data set with the same parameters (``phantom_params.json``) is reused untouched;
     an interrupted one is completed; one with other parameters is replaced. Files are written
     atomically and the manifest (with sha256 of each file) last. Bad parameters raise ValueError.
@@ -784,6 +794,8 @@ def make_dataset(out_dir: str | os.PathLike, subjects: Mapping[str, int] | None 
     todo = [r for r in records
             if not (keep and (out_dir / r.image).is_file() and (out_dir / r.seg).is_file())]
     jobs = [(str(out_dir), r, shape, seed) for r in todo]
+    if len(jobs) * math.prod(shape) < _POOL_MIN_VOXELS:
+        workers = 1  # starting processes would cost more than it saves
     for _ in _progress(_run_jobs(jobs, workers), len(jobs), progress):
         pass
     done = [dataclasses.replace(r, sha256_image=file_sha256(out_dir / r.image),
@@ -794,7 +806,7 @@ def make_dataset(out_dir: str | os.PathLike, subjects: Mapping[str, int] | None 
 
 def _check_workers(workers) -> int:
     if workers is None:
-        return max(1, min(2, os.cpu_count() or 1))
+        return max(1, min(8, os.cpu_count() or 1))  # ~0.8 GB each at 384 x 384 x 160
     if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"workers={workers!r} must be an int >= 1 or None")
     return int(workers)

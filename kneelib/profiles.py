@@ -43,6 +43,11 @@ class Profile:
     # -- analysis
     eval_batch_size: int = 32
     activation_slices: int = 4     # test slices shown in Fig. 5
+    cka_slices: int = 64           # test slices the CKA is estimated on (06_controls)
+    # -- the limited-data policy sweep (07_policy, claim C8)
+    policy_fractions: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0)  # fractions of training subjects
+    policy_pairs: tuple[str, ...] = ("T|F", "M|F", "F|T", "M|T", "F|M", "T|M")  # target|source
+    policy_depth_decay: float = 0.5  # fine-tune lr of level i: lr * decay ** (i - 1)
 
     def replace(self, **overrides: Any) -> Profile:
         return apply_overrides(self, overrides)
@@ -59,7 +64,8 @@ PROFILES: dict[str, Profile] = {
         name="tiny", subjects={"train": 3, "valid": 1, "test": 1}, volume_shape=(48, 48, 8),
         slice_size=32, depth=3, base_filters=4, batch_size=8, max_epochs=2, patience=2,
         min_delta=1e-4, lr=3e-3, finetune_lr=3e-3, steps_per_epoch=None, seeds=(0,),
-        precision="fp32", eval_batch_size=8, activation_slices=2,
+        precision="fp32", eval_batch_size=8, activation_slices=2, cka_slices=8,
+        policy_fractions=(0.34, 1.0), policy_pairs=("T|F",),
     ),
 }
 

@@ -18,7 +18,7 @@ from typing import Any
 from . import paths
 from .profiles import get_profile
 
-NOTEBOOKS = ("01_data", "02_scratch", "03_finetune", "04_distances", "05_activations")
+NOTEBOOKS = ("01_data", "02_scratch", "03_finetune", "04_distances", "05_activations", "06_controls", "07_policy")
 
 
 class NotebookFailed(RuntimeError):

@@ -109,6 +109,15 @@ class NetSpec:
         return f"seed{self.seed}/{self.tissue}__{kind}"
 
     @property
+    def run_seed(self) -> int:
+        """The seed of this net's He init and shuffling: distinct for every net of a seed, so the three
+        scratch nets start from independent draws (the paper's scratch-to-scratch distance, 6.45e-2, is the
+        size expected between independent He inits, facts.md section 6)."""
+        tissues = list(TISSUE_CODES)
+        base = 0 if self.base_tissue is None else 1 + tissues.index(self.base_tissue)
+        return 1000 * self.seed + 10 * tissues.index(self.tissue) + base
+
+    @property
     def base(self) -> NetSpec | None:
         return None if self.base_tissue is None else NetSpec(self.base_tissue, None, self.seed)
 
@@ -133,7 +142,7 @@ def train_config(profile: Profile, spec: NetSpec, **overrides) -> TrainConfig:
         base_filters=p.base_filters, slice_size=p.slice_size, batch_size=p.batch_size, max_epochs=p.max_epochs,
         patience=p.patience, min_delta=p.min_delta, lr=p.lr if spec.base is None else p.finetune_lr,
         lr_decay=p.lr_decay, lr_decay_every=p.lr_decay_every, lr_floor=p.lr_floor,
-        steps_per_epoch=p.steps_per_epoch, seed=spec.seed, precision=p.precision)
+        steps_per_epoch=p.steps_per_epoch, seed=spec.run_seed, precision=p.precision)
     return dataclasses.replace(cfg, **overrides)
 
 

@@ -97,4 +97,34 @@ def test_claims_table_across_seeds_and_markdown_escapes_pipes():
     assert c3.holds and c3.holds_in_seeds == "2/3" and c3.holds_across_seeds is False
     assert table.set_index("id").loc["C1", "this_run"] == "not computed yet"
     md = claims.claims_markdown(table, "t")
-    assert "B\\|A(s)" in md and md.count("\n| C") == 7
+    assert "B\\|A(s)" in md and md.count("\n| C") == 8
+
+
+def test_c8_policy_gain_is_paired_by_target_fraction_seed():
+    rows = []
+    for target, scratch, depth_lr, plain in (("T", 0.60, 0.70, 0.65), ("M", 0.50, 0.52, 0.40)):
+        rows += [{"target": target, "source": "", "strategy": "scratch", "fraction": 0.1, "seed": 0, "dice": scratch},
+                 {"target": target, "source": "F", "strategy": "finetune_depth_lr", "fraction": 0.1, "seed": 0,
+                  "dice": depth_lr},
+                 {"target": target, "source": "F", "strategy": "finetune", "fraction": 0.1, "seed": 0, "dice": plain},
+                 # full data is not "limited": ignored even though fine-tuning loses there
+                 {"target": target, "source": "F", "strategy": "finetune_depth_lr", "fraction": 1.0, "seed": 0,
+                  "dice": 0.0},
+                 {"target": target, "source": "", "strategy": "scratch", "fraction": 1.0, "seed": 0, "dice": 0.9}]
+    r = claims.c8_policy(pd.DataFrame(rows))
+    assert r.margin == pytest.approx((0.10 + 0.02) / 2)
+    assert "-0.0250" in r.value  # plain fine-tune: (0.05 - 0.10) / 2
+
+
+def test_controls_columns_for_c1():
+    groups = {"enc_layer1": 0.3, "enc_layer2": 0.1, "network": 0.2}
+    null = pd.DataFrame([{"group": g, "distance": d, "ratio": r, "seed": 0}
+                         for (g, d), r in zip(groups.items(), (3.0, 0.5, 1.0))])
+    aligned = pd.DataFrame([{"group": g, "aligned": d, "raw": d, "seed": 0} for g, d in groups.items()])
+    tables = {"scratch_pairs": pd.DataFrame(_groups(groups)), "null_ratio": null, "aligned": aligned}
+    row = claims.claims_table(tables, [0], "enc_layer2").set_index("id").loc["C1"]
+    assert row.holds and row.against_null.startswith("yes") and row.after_alignment.startswith("yes")
+    null.loc[0, "ratio"] = 0.1  # enc_layer1 now the closest relative to chance
+    row = claims.claims_table(tables, [0], "enc_layer2").set_index("id").loc["C1"]
+    assert row.holds and row.against_null.startswith("no")
+    assert "## Controls" in claims.claims_markdown(claims.claims_table(tables, [0], "enc_layer2"), "t")

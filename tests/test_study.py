@@ -11,6 +11,8 @@ def test_net_names_and_folders():
     spec = study.NetSpec("meniscus", "tibial_cartilage", seed=2)
     assert spec.folder == "seed2/meniscus__from_tibial_cartilage"
     assert spec.base == study.NetSpec("tibial_cartilage", None, 2)
+    seeds = [s.run_seed for seed in (0, 1) for s in study.all_specs(seed)]
+    assert len(set(seeds)) == 18  # independent He inits and shuffles for every net of every seed
 
 
 def test_finetune_config_uses_finetune_lr():

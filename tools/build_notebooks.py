@@ -298,6 +298,122 @@ browser.widget'''),
     ])
 
 
+def nb06():
+    build("06_controls", [
+        md("# 06 · Do the conclusions survive controls?\n\nThe abstract compares single networks with raw weight "
+           "distances. Four questions a careful reader asks, answered with numbers:\n\n"
+           "1. **Seeds**: every table carries a `seed` column; the claims report gives the spread across seeds.\n"
+           "2. **The untrained null**: He initialization already makes deep layers closer (the per-kernel distance "
+           "of untrained nets falls as about 2/sqrt(fan-in)); trained distances divided by that null.\n"
+           "3. **Hidden-unit permutations**: two nets can compute the same function with channels in another order; "
+           "scratch-vs-scratch distances after weight-matching alignment (Ainsworth et al. 2022).\n"
+           "4. **Representations**: debiased linear CKA (Kornblith et al. 2019) between the nets' activations, "
+           "per depth and layer by layer."),
+        params_cell(),
+        code(SETUP),
+        code('''from kneelib import analysis, claims, controls, distance_plots, results
+from kneelib.figures import save_figure
+from kneelib.provenance import provenance
+
+states = analysis.states_by_seed(P, ctx, force=force)
+meta = provenance(P, ctx.manifest_hash, seed=list(P.seeds))
+tables = analysis.distance_tables(states)
+null = analysis.null_table(P, states[P.seeds[0]]["F(s)"])'''),
+        md("## 2. Distances relative to the untrained null\n\nRatio < 1: training brought the two nets closer "
+           "than two random initializations are in that group."),
+        code('''null_ratio = controls.null_ratio_table(tables["scratch_pairs"], null)
+results.save_table(null_ratio, RESULTS, claims.RESULT_FILES["null_ratio"], meta)
+fig = distance_plots.figure_group_distances(null_ratio.assign(distance=null_ratio.ratio), P.depth,
+                                            "Scratch vs scratch, relative to the untrained He null (distance / null)")
+fig.update_yaxes(title_text="distance / untrained null")
+save_figure(fig, FIGURES, "controls_null_ratio")
+fig.show()
+null_ratio.pivot_table(index="group", columns="seed", values="ratio", sort=False).round(3)'''),
+        md("Scale-free variants: relative distance ||w_a - w_b|| / ||w_a|| and cosine distance, per kernel."),
+        code('''scale_free = controls.scale_free_tables(states)
+results.save_table(scale_free, RESULTS, "controls_scale_free", meta)
+scale_free.pivot_table(index="group", columns=["comparison", "scale"], values="distance", sort=False).round(3)'''),
+        md("## 3. After aligning hidden units"),
+        code('''aligned = controls.aligned_scratch_pairs(states, P.depth, P.base_filters)
+results.save_table(aligned, RESULTS, claims.RESULT_FILES["aligned"], meta)
+long = aligned.melt(id_vars=["seed", "pair", "group"], value_vars=["raw", "aligned"], var_name="kind",
+                    value_name="distance").assign(pair=lambda d: d.pair + " (" + d.kind + ")")
+fig = distance_plots.figure_group_distances(long, P.depth, "Scratch vs scratch: raw and after weight-matching alignment",
+                                            dict(zip(null.group, null.expected)))
+save_figure(fig, FIGURES, "controls_aligned_distances")
+fig.show()
+aligned.groupby("group", sort=False)[["raw", "aligned"]].mean()'''),
+        md("## 4. Representation similarity (debiased linear CKA)"),
+        code('''images = analysis.test_images(P, ctx, P.cka_slices)
+cka, grams = controls.cka_tables(states, images, P.depth, P.base_filters)
+results.save_table(cka, RESULTS, claims.RESULT_FILES["cka"], meta)
+per_depth = cka.assign(distance=cka.cka)
+fig = distance_plots.figure_group_distances(per_depth[per_depth.comparison != "own_scratch"], P.depth,
+                                            "CKA per depth: scratch vs scratch and scratch vs fine-tuned")
+fig.update_yaxes(type="linear", title_text="linear CKA (debiased)")
+save_figure(fig, FIGURES, "controls_cka_per_depth")
+fig.show()
+seed = P.seeds[0]
+fig = distance_plots.figure_cka_heatmap(controls.cka_heatmap(grams[seed]["F(s)"], grams[seed]["T(s)"], P.depth),
+                                        "Layer-by-layer CKA: F(s) (rows) vs T(s) (columns)")
+save_figure(fig, FIGURES, "controls_cka_heatmap_F_T")
+fig.show()'''),
+        md("## The claims report with controls"),
+        code('''from IPython.display import Markdown
+
+claims.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta)
+Markdown((paths.profile_dir(P.name) / "claims.md").read_text())'''),
+        md("## Files written\n\n- `outputs/<profile>/results/controls_null_ratio.csv`, `controls_scale_free.csv`, "
+           "`controls_aligned_distances.csv`, `controls_cka.csv`, `claims.csv`\n- `outputs/<profile>/figures/"
+           "controls_null_ratio`, `controls_aligned_distances`, `controls_cka_per_depth`, `controls_cka_heatmap_F_T`\n\n"
+           "Next: [07_policy](07_policy.ipynb)."),
+        code(FOOTER),
+    ])
+
+
+def nb07():
+    build("07_policy", [
+        md("# 07 · The policy the paper proposes (C8): fine-tuning with limited data\n\n"
+           "The abstract suggests that tissue pairs with short, symmetric distances suit fine-tuning, and that "
+           "depth-dependent learning rates (deeper levels slower) could reduce the data needed. Here, for each "
+           "target|source pair and fraction of training subjects: training from scratch, plain fine-tuning from "
+           "the source tissue's scratch network, and fine-tuning with level i at lr x decay^(i-1)."),
+        params_cell(),
+        code(SETUP),
+        code('''from kneelib import analysis, claims, distance_plots, policy, results
+from kneelib.figures import save_figure
+from kneelib.provenance import provenance
+
+meta = provenance(P, ctx.manifest_hash, seed=list(P.seeds))
+runs = policy.policy_runs(P)
+print(len(runs), "runs:", P.policy_fractions, "of the training subjects,", len(P.policy_pairs), "pairs,",
+      len(P.seeds), "seeds")'''),
+        md("## Train and evaluate"),
+        code('''table = policy.run_policy(P, ctx, runs, force=force)
+results.save_table(table, RESULTS, claims.RESULT_FILES["policy"], meta)
+summary = policy.policy_summary(table)
+fig = distance_plots.figure_policy(summary)
+save_figure(fig, FIGURES, "policy_dice_vs_data")
+fig.show()
+summary.round(3)'''),
+        md("## Was the closer source tissue the better one to fine-tune from?\n\nFor each target, the two "
+           "sources ranked by test Dice at limited data and by tissue distance (04)."),
+        code('''tissue = results.load_table(RESULTS, claims.RESULT_FILES["tissue"])
+ranking = policy.source_ranking(table, tissue)
+results.save_table(ranking, RESULTS, "policy_source_ranking", meta)
+ranking'''),
+        md("## Claims report"),
+        code('''from IPython.display import Markdown
+
+claims.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta)
+Markdown((paths.profile_dir(P.name) / "claims.md").read_text())'''),
+        md("## Files written\n\n- `outputs/<profile>/models/policy/...`\n- `outputs/<profile>/results/policy_results.csv`, "
+           "`policy_source_ranking.csv`, `claims.csv`\n- `outputs/<profile>/figures/policy_dice_vs_data.{html,png}`\n"
+           "- `outputs/<profile>/claims.md`"),
+        code(FOOTER),
+    ])
+
+
 if __name__ == "__main__":
-    for build_notebook in (nb01, nb02, nb03, nb04, nb05):
+    for build_notebook in (nb01, nb02, nb03, nb04, nb05, nb06, nb07):
         build_notebook()
