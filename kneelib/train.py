@@ -125,13 +125,13 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
-    """Step decay per epoch, floored at ``lr_floor`` (reference: 0.9 every 2 epochs)."""
-    floor = cfg.lr_floor / cfg.lr
+    """Step decay per epoch (reference: x0.9 every 2 epochs); every group floored at ``lr_floor``."""
 
-    def factor(epoch: int) -> float:
-        return max(cfg.lr_decay ** math.floor((1 + epoch) / cfg.lr_decay_every), floor)
+    def schedule(initial_lr: float):
+        return lambda epoch: max(cfg.lr_decay ** math.floor((1 + epoch) / cfg.lr_decay_every),
+                                 cfg.lr_floor / initial_lr)
 
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return torch.optim.lr_scheduler.LambdaLR(opt, [schedule(g["lr"]) for g in opt.param_groups])
 
 
 # ---------------------------------------------------------------- batches
@@ -319,7 +319,7 @@ def fit(cfg: TrainConfig, train_ds: Dataset, val_ds: Dataset, run_dir: str | Pat
         save_torch(last_path, {"key": key, "model": _cpu_state(model), "optimizer": opt.state_dict(),
                                "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
                                "bad_epochs": bad_epochs, "best_state": best_state,
-                               "best_val_loss": best_val, "best_epoch": best_epoch})
+                               "best_val_loss": best_val, "best_epoch": best_epoch, "meta": json.dumps(meta)})
 
     payload = {"key": key, "finished": True, "best_state": best_state, "history": history,
                "best_epoch": best_epoch, "best_val_loss": best_val, "meta": json.dumps(meta)}

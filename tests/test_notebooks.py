@@ -14,11 +14,12 @@ from kneelib import paths, runner
 NOTEBOOKS = sorted(paths.NOTEBOOKS_DIR.glob("*.ipynb"))
 FIGURES = ["data_example_slices", "data_tissue_volumes", "learning_curves_scratch", "learning_curves_all",
            "fig2_performance", "fig3a_scratch_vs_scratch", "fig3b_scratch_vs_finetuned", "fig4_tissue_distances",
-           "fig5_activation_maps"]
+           "fig5_activation_maps", "controls_null_ratio", "controls_aligned_distances", "controls_cka_per_depth",
+           "controls_cka_heatmap_F_T", "policy_dice_vs_data"]
 
 
 def test_every_suite_notebook_is_committed():
-    assert [p.stem for p in NOTEBOOKS][:5] == list(runner.NOTEBOOKS)
+    assert [p.stem for p in NOTEBOOKS] == list(runner.NOTEBOOKS)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -77,9 +78,9 @@ def test_whole_suite_runs_at_tiny_profile(tmp_path, monkeypatch):
     assert (out / "notebooks" / "report.html").stat().st_size > 100_000
 
     claims_md = (out / "claims.md").read_text()
-    for claim in ("C1", "C2", "C3", "C4", "C5", "C6", "C7"):
+    for claim in ("C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8"):
         assert f"| {claim} |" in claims_md
-    assert "not computed yet" not in claims_md
+    assert "not computed yet" not in claims_md and "## Controls" in claims_md
 
     meta = json.loads((out / "results" / "test_metrics.meta.json").read_text())
     assert meta["config"]["name"] == "tiny" and len(meta["data_manifest_sha256"]) == 64

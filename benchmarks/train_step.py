@@ -1,0 +1,343 @@
+"""Training-step throughput: a plain PyTorch loop vs the suite's own loop, plus the data path.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/train_step.py                 # depth 6, 16 filters, 128 x 128, batch 16
+    .venv/bin/python benchmarks/train_step.py --variants      # also channels_last alone, fused Adam, ...
+    .venv/bin/python benchmarks/train_step.py --bf16          # also bf16 autocast (slow without native bf16)
+
+Everything runs in one process on the same inputs (phantom-like disks on noise). Each loop is
+warmed up, then timed over ``--repeats`` repeats of ``--steps`` optimizer steps; the repeats of the
+different loops are interleaved so that load from other jobs on a shared machine hits all of
+them alike. The figures printed are medians over the repeats.
+
+What is compared:
+
+1. plain: what a user would write: default (NCHW) memory format, fp32, ``opt.zero_grad()``,
+   ``torch.optim.Adam``, :func:`kneelib.losses.soft_dice_loss`, batches sliced from tensors.
+2. suite: :func:`kneelib.train.train_epoch` with the model in channels_last, the precision of
+   ``autocast_dtype("auto")`` (bf16 only where the CPU has native bf16, else fp32), the
+   per-level Adam of :func:`kneelib.train.make_optimizer`, batches from
+   :func:`kneelib.train.iterate_batches` over preloaded tensors.
+3. their ratio, and the achieved GFLOP/s (FLOPs of one forward + backward counted with
+   ``torch.utils.flop_counter.FlopCounterMode``, times steps per second; optimizer FLOPs not counted).
+4. the data path alone: a lazy :class:`kneelib.data.SliceDataset` (slice cache of a small
+   phantom or h5py-written IWOAI-format scan) through a DataLoader, and the preloaded one
+   through ``iterate_batches``, in slices/s, to show the loader is never the bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
+
+from kneelib import train
+from kneelib.losses import soft_dice_loss
+from kneelib.unet import UNet2D
+
+CPU = torch.device("cpu")
+
+
+# ------------------------------------------------------------------ inputs
+
+
+@dataclasses.dataclass
+class Preloaded:
+    """The attributes :func:`kneelib.train.iterate_batches` reads from a preloaded SliceDataset."""
+
+    images: torch.Tensor  # float32 (N, 1, S, S)
+    masks: torch.Tensor   # uint8 (N, 1, S, S)
+    preload: bool = True
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def phantom_like(n: int, size: int, seed: int = 0) -> Preloaded:
+    """``n`` z-scored-looking slices, each with a bright band (the 'cartilage') and a disk, on noise."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    centre = torch.rand(n, 2, generator=g) * 0.8 - 0.4
+    radius = torch.rand(n, generator=g) * 0.2 + 0.3
+    dist = ((yy - centre[:, 0, None, None]) ** 2 + (xx - centre[:, 1, None, None]) ** 2).sqrt()
+    band = (dist - radius[:, None, None]).abs() < 0.04
+    image = 1.5 * band.float() + 0.7 * (dist < radius[:, None, None]).float()
+    image = image + 0.4 * torch.randn(n, size, size, generator=g)
+    image = (image - image.mean()) / image.std()
+    return Preloaded(image[:, None].contiguous(), band[:, None].to(torch.uint8))
+
+
+# ------------------------------------------------------------------ the loops
+
+
+class Loop:
+    """One way of training: ``run()`` does ``steps`` optimizer steps over ``data`` (one 'epoch')."""
+
+    def __init__(self, name: str, run: Callable[[], None], slices: int) -> None:
+        self.name, self.run, self.slices = name, run, slices
+        self.rates: list[float] = []
+
+    def time_once(self) -> None:
+        start = time.perf_counter()
+        self.run()
+        self.rates.append(self.slices / (time.perf_counter() - start))
+        print(f"  {self.name}: {self.rates[-1]:.2f} slices/s", flush=True)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rates)
+
+
+def plain_loop(args: argparse.Namespace, data: Preloaded, channels_last: bool = False,
+               dtype: torch.dtype | None = None, fused: bool = False, set_to_none: bool = False) -> Callable[[], None]:
+    """The loop a user would write; the options turn on one suite technique at a time."""
+    model = UNet2D(args.depth, args.filters, seed=0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.99, 0.995), eps=1e-8,
+                           **({"fused": True} if fused else {}))
+    images, masks = data.images, data.masks.float()
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+
+    def run() -> None:
+        model.train()
+        for start in range(0, len(images), args.batch):
+            x, y = images[start:start + args.batch], masks[start:start + args.batch]
+            opt.zero_grad(set_to_none=set_to_none) if set_to_none else opt.zero_grad()
+            with train.autocast(CPU, dtype):
+                loss = soft_dice_loss(model(x), y)
+            loss.backward()
+            opt.step()
+
+    return run
+
+
+def suite_loop(args: argparse.Namespace, data: Preloaded, dtype: torch.dtype | None) -> Callable[[], None]:
+    """kneelib.train's own step: train_epoch over iterate_batches, model in channels_last."""
+    cfg = train.TrainConfig(tissue="femoral_cartilage", depth=args.depth, base_filters=args.filters,
+                            slice_size=args.size, batch_size=args.batch)
+    model = train.build_model(cfg, None).to(memory_format=torch.channels_last)
+    opt = train.make_optimizer(model, cfg)
+    order = torch.arange(len(data))
+
+    def run() -> None:
+        train.train_epoch(model, opt, train.iterate_batches(data, order, args.batch), CPU, dtype, None)
+
+    return run
+
+
+def step_flops(args: argparse.Namespace) -> tuple[int, int]:
+    """FLOPs of one forward, and of one forward + backward, of a batch (FlopCounterMode: 2 per
+    multiply-add; convolutions, transposed convolutions and their gradients only)."""
+    model = UNet2D(args.depth, args.filters, seed=0)
+    x = torch.randn(args.batch, 1, args.size, args.size)
+    y = (torch.rand(args.batch, 1, args.size, args.size) > 0.9).float()
+    with FlopCounterMode(display=False) as counter:
+        loss = soft_dice_loss(model(x), y)
+    forward = counter.get_total_flops()
+    with FlopCounterMode(display=False) as counter:
+        loss.backward()
+    return forward, forward + counter.get_total_flops()
+
+
+def with_threads(run: Callable[[], None], threads: int) -> Callable[[], None]:
+    def wrapped() -> None:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            run()
+        finally:
+            torch.set_num_threads(before)
+
+    return wrapped
+
+
+def measure(loops: list[Loop], warmup: int, repeats: int) -> None:
+    for loop in loops:
+        for _ in range(warmup):
+            loop.run()
+    print(f"timing {len(loops)} loops x {repeats} repeats, interleaved:", flush=True)
+    for _ in range(repeats):
+        for loop in loops:  # interleaved: background load hits every loop alike
+            loop.time_once()
+
+
+# ------------------------------------------------------------------ the data path
+
+
+def _write_iwoai_scan(root: Path, size: int, depth: int) -> list:
+    """Fallback when kneelib.phantoms is absent: one IWOAI-format scan (.im/.seg HDF5 'data')."""
+    import h5py
+    import numpy as np
+
+    from kneelib.manifest import scan_record
+
+    record = scan_record("train", 1, "V00")
+    rng = np.random.default_rng(0)
+    ii, jj, kk = np.meshgrid(*(np.linspace(-1, 1, n) for n in (size, size, depth)), indexing="ij")
+    dist = np.sqrt(ii**2 + jj**2 + 0.3 * kk**2)
+    seg = np.zeros((size, size, depth, 6), np.uint8)
+    seg[..., 0] = np.abs(dist - 0.5) < 0.04
+    image = (1000 + 400 * seg[..., 0] + 60 * rng.standard_normal((size, size, depth))).astype(np.float32)
+    for path, array in ((root / record.image, image), (root / record.seg, seg)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with h5py.File(path, "w") as f:
+            f.create_dataset("data", data=array)
+    return [record]
+
+
+def scan_records(root: Path, size: int, depth: int) -> tuple[list, str]:
+    try:
+        from kneelib.manifest import read_manifest
+        from kneelib.phantoms import make_dataset
+    except ImportError:
+        return _write_iwoai_scan(root, size, depth), "h5py-written IWOAI-format scan"
+    manifest = make_dataset(root, {"train": 1}, shape=(size, size, depth))
+    return read_manifest(manifest), "kneelib.phantoms scans (1 subject x 2 timepoints)"
+
+
+def _drain(batches: Iterator) -> int:
+    n = 0
+    for x, _ in batches:
+        n += len(x)
+    return n
+
+
+def loader_rates(args: argparse.Namespace) -> None:
+    from kneelib.data import SliceDataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        records, source = scan_records(root / "data", args.size, args.loader_depth)
+        lazy = SliceDataset(records, root / "data", "femoral_cartilage", args.size, root / "cache")
+        pre = SliceDataset(records, root / "data", "femoral_cartilage", args.size, root / "cache", preload=True)
+        n = len(lazy)
+        print(f"\ndata path ({source}: {n} slices of {args.size}x{args.size}, batch {args.batch}), "
+              f"median of {args.repeats}:")
+
+        def lazy_run(workers: int) -> Callable[[], int]:
+            def run() -> int:
+                order = train.epoch_order(n, 0, 0).tolist()
+                return _drain(DataLoader(lazy, batch_size=args.batch, sampler=order, num_workers=workers))
+            return run
+
+        def pre_run() -> int:
+            return _drain(train.iterate_batches(pre, train.epoch_order(n, 0, 0), args.batch))
+
+        cases = [("lazy SliceDataset + DataLoader, 0 workers", lazy_run(0)),
+                 ("lazy SliceDataset + DataLoader, 2 workers", lazy_run(2)),
+                 ("preloaded SliceDataset + iterate_batches", pre_run)]
+        for name, run in cases:
+            run()
+            rates = []
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                count = run()
+                rates.append(count / (time.perf_counter() - start))
+            print(f"  {name:<44} {statistics.median(rates):>10.0f} slices/s")
+        lazy.close()
+
+
+# ------------------------------------------------------------------ main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--depth", type=int, default=6, help="U-Net levels (default 6)")
+    p.add_argument("--filters", type=int, default=16, help="base filters (default 16)")
+    p.add_argument("--size", type=int, default=128, help="slice size S (default 128)")
+    p.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
+    p.add_argument("--steps", type=int, default=2, help="optimizer steps per timed repeat (default 2)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats per loop (default 5)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed repeats per loop first (default 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--variants", action="store_true",
+                   help="also time one technique at a time (channels_last, set_to_none, fused Adam, 1 thread)")
+    p.add_argument("--bf16", action="store_true", help="also time channels_last + bf16 autocast")
+    p.add_argument("--loader-depth", type=int, default=160, help="slices per scan of the loader test (default 160)")
+    p.add_argument("--no-loader", action="store_true", help="skip the data-path measurement")
+    p.add_argument("--loader-only", action="store_true", help="only the data-path measurement")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.size % 2 ** (args.depth - 1):
+        raise SystemExit(f"--size must be divisible by 2**(depth-1) = {2 ** (args.depth - 1)}")
+    auto = train.autocast_dtype("auto", CPU)
+    native_bf16 = train._cpu_has_bf16()
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads, "
+          f"native bf16: {native_bf16}")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    wait_policy = os.environ.get("OMP_WAIT_POLICY", "(unset)")
+    print(f"load average {load} on {os.cpu_count()} CPUs; OMP_WAIT_POLICY={wait_policy}")
+    print(f"UNet2D(depth={args.depth}, base_filters={args.filters}), {args.size}x{args.size}, batch {args.batch}, "
+          f"{args.steps} steps x {args.repeats} repeats (+{args.warmup} warm-up), medians")
+    print(f"suite precision: autocast_dtype('auto') = {auto}")
+
+    if args.loader_only:
+        loader_rates(args)
+        return
+    data = phantom_like(args.batch * args.steps, args.size)
+    slices = len(data)
+    loops = [Loop("plain fp32 loop (NCHW, zero_grad(), Adam)", plain_loop(args, data), slices),
+             Loop(f"suite loop (train_epoch, channels_last, {auto or 'fp32'})", suite_loop(args, data, auto), slices)]
+    if args.variants:
+        loops += [
+            Loop("plain + channels_last", plain_loop(args, data, channels_last=True), slices),
+            Loop("plain + zero_grad(set_to_none=True)", plain_loop(args, data, set_to_none=True), slices),
+            Loop("plain + fused Adam", plain_loop(args, data, fused=True), slices),
+            Loop("plain + channels_last + fused Adam",
+                 plain_loop(args, data, channels_last=True, fused=True, set_to_none=True), slices),
+        ]
+        if torch.get_num_threads() > 1:
+            loops += [Loop("plain, 1 thread", with_threads(plain_loop(args, data), 1), slices),
+                      Loop("suite, 1 thread", with_threads(suite_loop(args, data, auto), 1), slices)]
+    measure(loops, args.warmup, args.repeats)
+    if args.bf16:
+        if native_bf16:
+            bf16 = Loop("channels_last + bf16 autocast", plain_loop(args, data, channels_last=True,
+                                                                       dtype=torch.bfloat16), slices)
+            measure([bf16], args.warmup, args.repeats)
+        else:
+            print("note: this CPU has no native bf16 dot products (no AVX-512 BF16 / AMX): bf16 autocast "
+                  "runs emulated and is far slower than fp32; timing one step of one batch only", flush=True)
+            one = Preloaded(data.images[:args.batch], data.masks[:args.batch])
+            bf16 = Loop("channels_last + bf16 autocast (emulated)",
+                        plain_loop(args, one, channels_last=True, dtype=torch.bfloat16), len(one))
+            measure([bf16], 0, 1)
+        loops.append(bf16)
+
+    forward, flops = step_flops(args)
+    per_slice = flops / args.batch
+    print(f"\nFLOPs per training step, counted with FlopCounterMode over one forward + backward: "
+          f"{flops / 1e9:.2f} GFLOP ({per_slice / 1e9:.3f} GFLOP/slice; forward alone {forward / 1e9:.2f}, "
+          f"backward/forward = {(flops - forward) / forward:.2f}); Adam's element-wise work not counted")
+    print(f"\n{'loop':<52} {'slices/s':>9} {'GFLOP/s':>9}   all repeats (slices/s)")
+    for loop in loops:
+        reps = " ".join(f"{r:.1f}" for r in loop.rates)
+        print(f"{loop.name:<52} {loop.median:>9.1f} {loop.median * per_slice / 1e9:>9.1f}   {reps}")
+    print(f"\nsuite / plain speed-up: {loops[1].median / loops[0].median:.2f}x")
+    if not args.no_loader:
+        with contextlib.suppress(KeyboardInterrupt):
+            loader_rates(args)
+
+
+if __name__ == "__main__":
+    main()
