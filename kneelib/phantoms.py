@@ -28,8 +28,13 @@ every tissue. Contrast is DESS-like: fluid brightest, cartilage bright, fat mode
 muscle and marrow intermediate, menisci, tendons, ligaments and cortical bone dark. A smooth coil
 bias field, tissue texture, a small Gaussian blur (partial volume) and Rician noise follow.
 A single intensity threshold or window cannot find any of the three tissues
-(:func:`best_intensity_dice` stays below 0.5): fluid, patellar and tibial cartilage compete with
-femoral cartilage, and air, cortex, tendons and ligaments with the menisci.
+(:func:`best_intensity_dice` stays below 0.5): fluid, fat, patellar and tibial cartilage compete
+with femoral cartilage, and air, cortex, tendons and ligaments with the menisci. The noise level
+is per voxel at every matrix size (real scans gain SNR with bigger voxels; these do not).
+
+Entry points: :func:`make_dataset` (the files), :func:`make_scan` (one scan exactly as written),
+:func:`sample_subject` / :func:`follow_up` / :func:`make_volume` (anatomy and rendering),
+:func:`best_intensity_dice` / :func:`intensity_dice_by_tissue` (the realism bar).
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ from .manifest import (
 )
 
 # Bump whenever the rendered arrays change for a given seed, so stored data sets are regenerated.
-PHANTOM_VERSION = 1
+PHANTOM_VERSION = 2
 FOV_MM = 140.0           # in-plane field of view (both in-plane axes)
 SLAB_MM = 112.0          # extent of the D sagittal slices
 PARAMS_FILE = "phantom_params.json"
@@ -90,6 +95,8 @@ _TEXTURE = np.array([0.0, 0.10, 0.07, 0.04, 0.05, 0.20, 0.20, 0.15,
 _CARTILAGES = (FEM_CART, TIB_CART_LAT, TIB_CART_MED, PAT_CART)
 _IS_CARTILAGE = np.isin(np.arange(N_TISSUES), _CARTILAGES).astype(np.float32)
 _LAMINAR = 0.3  # cartilage signal runs from 0.85x at the bone to 1.15x at the surface
+# Row t: the .seg channels of tissue code t (one lookup turns a tissue map into labels).
+_ONE_HOT = (np.arange(N_TISSUES)[:, None] == np.array(SEG_CODES)[None, :]).astype(np.uint8)
 
 
 # ------------------------------------------------------------------------ subject parameters
@@ -595,8 +602,7 @@ def render(shape: Sequence[int], subject: SubjectParams,
         # DESS cartilage is laminar: darker near the bone (short T2), brighter at the surface.
         layers = 1.0 + _LAMINAR * _IS_CARTILAGE[tissue] * (depth - 0.5)
         clean[:, :, k0:k1] = gain[tissue] * texture * layers * _bias_field(shape, k0, k1, coef)
-        for c, code in enumerate(SEG_CODES):
-            seg[:, :, k0:k1, c] = tissue == code
+        seg[:, :, k0:k1] = _ONE_HOT[tissue]
     # Partial volume: blur less across the (thicker) slices than in-plane, in voxels.
     image = gaussian_filter(clean, sigma=(0.55, 0.55, 0.3), mode="nearest")
     sigma = np.float32(subject.noise_sigma)

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .atomic import save_torch
-from .losses import soft_dice_loss
+from .losses import dice_sums, soft_dice_loss
 from .paths import REPO_ROOT
 from .provenance import provenance
 from .unet import UNet2D
@@ -61,6 +61,7 @@ class TrainConfig:
     train_fraction: float = 1.0    # fraction of training subjects used (set by the caller's data)
     seed: int = 0                  # He init (scratch) and shuffling
     precision: str = "auto"        # auto | bf16 | fp16 | fp32
+    loss_reduction: str = "batch"  # soft Dice over the batch; "sample" is per slice (see losses.py)
 
 
 @dataclass
@@ -161,7 +162,8 @@ def iterate_batches(ds: Dataset, order: torch.Tensor, batch_size: int,
 # ---------------------------------------------------------------- one epoch
 
 def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, batches, device: torch.device,
-                dtype: torch.dtype | None, scaler: torch.amp.GradScaler | None, bar=None) -> float:
+                dtype: torch.dtype | None, scaler: torch.amp.GradScaler | None, bar=None,
+                loss_reduction: str = "batch") -> float:
     """One pass of optimizer steps; returns the mean training loss. NaN/inf stops training."""
     model.train()
     total, count = 0.0, 0
@@ -169,7 +171,7 @@ def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, batches, dev
         x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         y = y.to(device, non_blocking=True)
         with autocast(device, dtype):
-            loss = soft_dice_loss(model(x), y)
+            loss = soft_dice_loss(model(x), y, reduction=loss_reduction)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {count}; "
                                      "lower the learning rate or check the data")
@@ -190,18 +192,27 @@ def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, batches, dev
 
 @torch.no_grad()
 def validation_loss(model: torch.nn.Module, ds: Dataset, batch_size: int, device: torch.device,
-                    dtype: torch.dtype | None) -> float:
-    """Mean per-slice soft-Dice loss over ``ds`` in eval mode (batch-norm running statistics)."""
+                    dtype: torch.dtype | None, loss_reduction: str = "batch") -> float:
+    """Soft-Dice loss over ``ds`` in eval mode (batch-norm running statistics).
+
+    ``"batch"``: one soft Dice over every pixel of the set, so the value does not depend on how
+    the set is cut into batches; ``"sample"``: the mean of per-slice losses.
+    """
     model.eval()
-    total, count = 0.0, 0
-    order = torch.arange(len(ds))
-    for x, y in iterate_batches(ds, order, batch_size):
+    sums, total, count = torch.zeros(3, dtype=torch.float64), 0.0, 0
+    for x, y in iterate_batches(ds, torch.arange(len(ds)), batch_size):
         x = x.to(device).contiguous(memory_format=torch.channels_last)
         with autocast(device, dtype):
             logits = model(x)
-        total += soft_dice_loss(logits, y.to(device)).item() * len(x)
-        count += len(x)
-    return total / max(count, 1)
+        y = y.to(device)
+        if loss_reduction == "sample":
+            total, count = total + soft_dice_loss(logits, y, reduction="sample").item() * len(x), count + len(x)
+        else:
+            sums += dice_sums(logits, y).double().cpu()
+    if loss_reduction == "sample":
+        return total / max(count, 1)
+    inter, p, y_sum = sums.tolist()
+    return 1 - (2 * inter + 1.0) / (p + y_sum + 1.0)
 
 
 # ---------------------------------------------------------------- keys and checkpoints
@@ -299,9 +310,9 @@ def fit(cfg: TrainConfig, train_ds: Dataset, val_ds: Dataset, run_dir: str | Pat
         with tqdm(total=len(order), desc=f"{run_dir.name} epoch {epoch + 1}/{cfg.max_epochs}",
                   unit="slice", disable=not progress, leave=False, mininterval=2.0) as bar:
             start = time.perf_counter()
-            train_loss = train_epoch(model, opt, iterate_batches(train_ds, order, cfg.batch_size, num_workers),
-                                     device, dtype, scaler, bar)
-            val_loss = validation_loss(model, val_ds, cfg.batch_size * 2, device, dtype)
+            batches = iterate_batches(train_ds, order, cfg.batch_size, num_workers)
+            train_loss = train_epoch(model, opt, batches, device, dtype, scaler, bar, cfg.loss_reduction)
+            val_loss = validation_loss(model, val_ds, cfg.batch_size * 2, device, dtype, cfg.loss_reduction)
         if not math.isfinite(val_loss):
             raise FloatingPointError(f"{run_dir.name}: validation loss is {val_loss} at epoch {epoch + 1}")
         sched.step()

@@ -121,3 +121,22 @@ def test_gradient_direction() -> None:
     g = logits.grad.view(-1)
     assert (g[:8] < 0).all()
     assert (g[8:] > 0).all()
+
+
+def test_batch_reduction_pools_pixels_and_punishes_false_positives_on_empty_slices() -> None:
+    from kneelib.losses import dice_sums
+
+    y = torch.zeros(2, 1, 4, 4)
+    y[0, 0, :2] = 1  # 8 pixels in slice 0; slice 1 has no tissue
+    perfect = torch.where(y > 0, 50.0, -50.0)
+    flooded = perfect.clone()
+    flooded[1] = 50.0  # every pixel of the empty slice marked
+    # per sample the empty slice costs 16/17 whether 16 pixels or just a few are marked
+    assert soft_dice_loss(flooded, y).item() == pytest.approx((0 + 16 / 17) / 2, abs=1e-6)
+    # over the batch: 1 - (2*8 + 1) / (24 + 8 + 1)
+    assert soft_dice_loss(flooded, y, reduction="batch").item() == pytest.approx(1 - 17 / 33, abs=1e-6)
+    assert soft_dice_loss(perfect, y, reduction="batch").item() == pytest.approx(0.0, abs=1e-6)
+    inter, p, t = dice_sums(flooded, y).tolist()
+    assert (round(inter), round(p), round(t)) == (8, 24, 8)
+    with pytest.raises(ValueError, match="reduction 'pixel'"):
+        soft_dice_loss(perfect, y, reduction="pixel")

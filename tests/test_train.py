@@ -360,7 +360,8 @@ def test_run_key_changes_with_every_input(reference: TrainResult) -> None:
     changed = {"tissue": "meniscus", "base_net": "scratch_femoral", "depth": 4, "base_filters": 8,
                "slice_size": 64, "batch_size": 4, "max_epochs": 7, "patience": 3, "min_delta": 1e-4,
                "lr": 1e-3, "lr_decay": 0.5, "lr_decay_every": 3, "lr_floor": 1e-6, "depth_lr_decay": 0.5,
-               "steps_per_epoch": 2, "train_fraction": 0.5, "seed": 1, "precision": "fp32"}
+               "steps_per_epoch": 2, "train_fraction": 0.5, "seed": 1, "precision": "fp32",
+               "loss_reduction": "sample"}
     assert set(changed) == {f.name for f in dataclasses.fields(TrainConfig)}
     keys = {train.run_key(dataclasses.replace(REF, **{name: value}), MANIFEST, None)
             for name, value in changed.items()}
