@@ -29,6 +29,7 @@ class Profile:
     # -- training (facts.md section 3)
     batch_size: int = 24
     max_epochs: int = 100
+    finetune_max_epochs: int | None = None  # epochs cap for fine-tuned nets (None: max_epochs)
     patience: int = 8              # early stopping: epochs without improvement of min_delta
     min_delta: float = 1e-5
     lr: float = 1e-3               # scratch learning rate
@@ -55,10 +56,12 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "paper": Profile(name="paper"),
+    # Sized for a 2-core CPU: 96 x 96 slices, 8 base filters, 3 seeds, about 30 minutes for 01-07.
     "demo": Profile(
-        name="demo", subjects={"train": 12, "valid": 3, "test": 3}, volume_shape=(128, 128, 40),
-        slice_size=128, depth=6, base_filters=16, batch_size=16, max_epochs=12, patience=3,
-        min_delta=1e-4, lr=2e-3, finetune_lr=1e-3, steps_per_epoch=None, seeds=(0,),
+        name="demo", subjects={"train": 6, "valid": 2, "test": 2}, volume_shape=(96, 96, 24),
+        slice_size=96, depth=6, base_filters=8, batch_size=8, max_epochs=8, finetune_max_epochs=4, patience=3,
+        min_delta=1e-3, lr=5e-3, finetune_lr=2e-3, seeds=(0, 1, 2), cka_slices=48,
+        policy_fractions=(0.17, 0.5, 1.0), policy_pairs=("T|F", "M|F"),
     ),
     "tiny": Profile(
         name="tiny", subjects={"train": 3, "valid": 1, "test": 1}, volume_shape=(48, 48, 8),
@@ -106,6 +109,8 @@ def _validate(p: Profile) -> None:
          f"subjects={p.subjects} needs train, valid and test counts >= 1"),
         (len(p.volume_shape) == 3 and min(p.volume_shape) >= 4, f"volume_shape={p.volume_shape} must be 3 sizes >= 4"),
         (p.depth >= 1 and p.base_filters >= 1, f"depth={p.depth}, base_filters={p.base_filters} must be >= 1"),
+        (p.finetune_max_epochs is None or p.finetune_max_epochs >= 1,
+         f"finetune_max_epochs={p.finetune_max_epochs} must be >= 1 or None"),
         (p.batch_size >= 1 and p.max_epochs >= 1, f"batch_size={p.batch_size}, max_epochs={p.max_epochs} must be >= 1"),
         (p.lr > 0 and p.finetune_lr > 0, f"lr={p.lr}, finetune_lr={p.finetune_lr} must be > 0"),
         (len(p.seeds) >= 1, "seeds must list at least one seed"),
