@@ -85,8 +85,9 @@ def test_whole_suite_runs_at_tiny_profile(tmp_path, monkeypatch):
     meta = json.loads((out / "results" / "test_metrics.meta.json").read_text())
     assert meta["config"]["name"] == "tiny" and len(meta["data_manifest_sha256"]) == 64
     assert {"torch", "numpy", "h5py"} <= set(meta["versions"]) and meta["git_commit"] and meta["seed"] == [0]
-    models = sorted(p.parent.name for p in (out / "models").rglob("best.pt"))
-    assert len(models) == 9
+    nine = sorted(p.parent.name for p in (out / "models" / "seed0").glob("*/best.pt"))
+    assert len(nine) == 9 and "meniscus__from_femoral_cartilage" in nine
+    assert len(list((out / "models" / "policy").rglob("best.pt"))) == 4  # T|F pair at 34% data, + depth lr at 100%
 
     # A rerun reuses the trained networks instead of training them again.
     from kneelib import study
