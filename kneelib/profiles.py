@@ -39,6 +39,7 @@ class Profile:
     lr_floor: float = 1e-8
     steps_per_epoch: int | None = None  # None: one pass over all training slices
     seeds: tuple[int, ...] = (0,)  # training seeds; the first is the headline run
+    loss_reduction: str = "batch"  # soft Dice over the batch; "sample": per slice, the reference form (README)
     precision: str = "auto"        # "auto" (bf16 on CPUs that have it, fp16 on CUDA), "bf16", "fp16", "fp32"
     num_workers: int = 0           # DataLoader worker processes
     # -- analysis
@@ -114,6 +115,7 @@ def _validate(p: Profile) -> None:
         (p.batch_size >= 1 and p.max_epochs >= 1, f"batch_size={p.batch_size}, max_epochs={p.max_epochs} must be >= 1"),
         (p.lr > 0 and p.finetune_lr > 0, f"lr={p.lr}, finetune_lr={p.finetune_lr} must be > 0"),
         (len(p.seeds) >= 1, "seeds must list at least one seed"),
+        (p.loss_reduction in ("batch", "sample"), f"loss_reduction={p.loss_reduction!r}: use batch or sample"),
         (p.precision in ("auto", "bf16", "fp16", "fp32"), f"precision={p.precision!r}: use auto, bf16, fp16, fp32"),
     ]
     for ok, message in checks:

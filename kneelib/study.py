@@ -143,7 +143,8 @@ def train_config(profile: Profile, spec: NetSpec, **overrides) -> TrainConfig:
         max_epochs=p.max_epochs if spec.base is None or p.finetune_max_epochs is None else p.finetune_max_epochs,
         patience=p.patience, min_delta=p.min_delta, lr=p.lr if spec.base is None else p.finetune_lr,
         lr_decay=p.lr_decay, lr_decay_every=p.lr_decay_every, lr_floor=p.lr_floor,
-        steps_per_epoch=p.steps_per_epoch, seed=spec.run_seed, precision=p.precision)
+        steps_per_epoch=p.steps_per_epoch, seed=spec.run_seed, precision=p.precision,
+        loss_reduction=p.loss_reduction)
     return dataclasses.replace(cfg, **overrides)
 
 

@@ -22,6 +22,8 @@ def test_finetune_config_uses_finetune_lr():
     assert study.train_config(p, study.NetSpec("meniscus")).lr == 2e-3
     cfg = study.train_config(p, study.NetSpec("meniscus", "femoral_cartilage"))
     assert cfg.lr == 5e-4 and cfg.base_net == "F(s)"
+    assert study.train_config(get_profile("demo", loss_reduction="sample"), study.NetSpec("meniscus")
+                              ).loss_reduction == "sample"
     capped = get_profile("demo", max_epochs=9, finetune_max_epochs=3)
     assert study.train_config(capped, study.NetSpec("meniscus")).max_epochs == 9
     assert study.train_config(capped, study.NetSpec("meniscus", "femoral_cartilage")).max_epochs == 3
