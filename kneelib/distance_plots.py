@@ -13,7 +13,8 @@ NAMES = {"F": "femoral cartilage", "T": "tibial cartilage", "M": "meniscus"}
 
 
 def figure_group_distances(table: pd.DataFrame, depth: int, title: str,
-                           null: dict[str, float] | None = None, null_label: str = "untrained He null") -> go.Figure:
+                           null: dict[str, float] | None = None, null_label: str = "untrained He null",
+                           empirical_null: dict[str, float] | None = None) -> go.Figure:
     """Distance per layer group (x, ordered shallow encoder -> latent -> shallow decoder), one line per
     net pair (mean over seeds, error bars = sd across seeds when there are several).
 
@@ -21,6 +22,7 @@ def figure_group_distances(table: pd.DataFrame, depth: int, title: str,
         table: rows with columns pair, group, distance (and optionally seed).
         depth: U-Net depth, for the group order.
         null: optional expected distance per group between untrained nets, drawn dashed.
+        empirical_null: optional measured distance between untrained nets, drawn dotted.
     """
     order = [g for g in layer_groups(depth) if g in set(table.group)]
     fig = go.Figure()
@@ -31,6 +33,9 @@ def figure_group_distances(table: pd.DataFrame, depth: int, title: str,
     if null is not None:
         fig.add_trace(go.Scatter(x=order, y=[null.get(g, np.nan) for g in order], mode="lines", name=null_label,
                                  line={"dash": "dash", "color": "black"}))
+    if empirical_null is not None:
+        fig.add_trace(go.Scatter(x=order, y=[empirical_null.get(g, np.nan) for g in order], mode="markers",
+                                 name="untrained, measured", marker={"symbol": "x", "color": "black"}))
     fig.update_layout(title=title, xaxis_title="layer group (encoder shallow -> latent -> decoder shallow)",
                       yaxis_title="mean L2 distance per kernel", yaxis_type="log", width=1000, height=480)
     return fig

@@ -38,6 +38,8 @@ def params_cell(source: str = PARAMETERS):
 
 
 def build(name: str, cells: list) -> None:
+    for i, cell in enumerate(cells):
+        cell.id = f"{name}-{i:02d}"  # stable ids: rebuilding a notebook does not churn its diff
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
@@ -210,8 +212,9 @@ null.round(5)'''),
         md("## Fig. 3a: scratch vs scratch, per layer group\n\nPaper (C1): distances are larger in shallow "
            "layers and smallest at the latent level. The dashed line is the expected distance between two "
            "untrained He-initialized networks, which itself shrinks with depth as the fan-in grows."),
-        code('''fig = distance_plots.figure_group_distances(tables["scratch_pairs"], P.depth,
-                                            "Fig. 3a: scratch vs scratch", dict(zip(null.group, null.expected)))
+        code('''fig = distance_plots.figure_group_distances(tables["scratch_pairs"], P.depth, "Fig. 3a: scratch vs scratch",
+                                            dict(zip(null.group, null.expected)),
+                                            empirical_null=dict(zip(null.group, null.empirical)))
 save_figure(fig, FIGURES, "fig3a_scratch_vs_scratch")
 fig.show()
 tables["scratch_pairs"].pivot_table(index="group", columns="pair", values="distance", sort=False)'''),
