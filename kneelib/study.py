@@ -18,12 +18,12 @@ import pandas as pd
 import torch
 
 from . import data, manifest, paths
+from .distances import TISSUE_CODES
 from .metrics import scan_metrics
 from .profiles import Profile
 from .train import TrainConfig, TrainResult, autocast, autocast_dtype, default_device, fit
 from .unet import UNet2D
 
-TISSUE_CODES = {"femoral_cartilage": "F", "tibial_cartilage": "T", "meniscus": "M"}
 CODE_TISSUES = {code: tissue for tissue, code in TISSUE_CODES.items()}
 # Datasets up to this many bytes of slices are held in memory; larger ones are read lazily.
 PRELOAD_LIMIT_BYTES = 4 << 30
