@@ -7,6 +7,7 @@ import torch
 
 from . import distances
 from .profiles import Profile
+from .spread import seed_summary
 from .study import DataContext, all_specs, train_nets
 
 States = dict[str, dict[str, torch.Tensor]]  # net name -> state_dict
@@ -35,6 +36,28 @@ def distance_tables(states: dict[int, States], reduction: str = "kernel", scale:
         "tissue": _with_seed({s: distances.tissue_distances(st, **kw) for s, st in states.items()}),
         "headline": {str(s): distances.headline(st, **kw) for s, st in states.items()},
     }
+
+
+def headline_frame(headline: dict[str, dict]) -> pd.DataFrame:
+    """The C3 headline per seed as a table: seed, to_base, to_own_scratch, ratio."""
+    return pd.DataFrame([{"seed": int(s), **{k: h[k] for k in ("to_base", "to_own_scratch", "ratio")}}
+                         for s, h in headline.items()])
+
+
+def distance_spread(tables: dict) -> pd.DataFrame:
+    """Mean, sd and 95% interval across seeds of every distance 04 reports, stacked in one table.
+
+    ``tables`` is the output of :func:`distance_tables`; the ``table`` column says where each row comes
+    from (scratch_pairs, finetune: per pair and layer group; tissue: per tissue pair, both directions,
+    their mean and the asymmetry; headline: the C3 network-level distances).
+    """
+    tissue_values = ["d_ab", "d_ba", "tissue_distance", "asymmetry"]
+    parts = [seed_summary(tables["scratch_pairs"], ["pair", "group"], ["distance"], "scratch_pairs"),
+             seed_summary(tables["finetune"], ["pair", "group"], ["distance"], "finetune"),
+             seed_summary(tables["tissue"], ["pair"], tissue_values, "tissue").assign(group="network"),
+             seed_summary(headline_frame(tables["headline"]).assign(pair="fine-tuned vs base / own scratch"),
+                          ["pair"], ["to_base", "to_own_scratch", "ratio"], "headline").assign(group="network")]
+    return pd.concat(parts, ignore_index=True)
 
 
 def null_table(profile: Profile, reference_state: dict[str, torch.Tensor], n_pairs: int = 3) -> pd.DataFrame:

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .spread import interval95
+
 # Tolerance for "near-equal" tissue distances (C4): coefficient of variation of the three.
 NEAR_EQUAL_CV = 0.10
 
@@ -198,17 +200,6 @@ def _by_seed(table, seed: int):
     if isinstance(table, dict) and "by_seed" in table:
         return table["by_seed"][str(seed)]
     return table
-
-
-def interval95(margins: list[float]) -> tuple[float, float, float, float]:
-    """Mean, sd and two-sided 95% t-interval of the per-seed margins (nan when fewer than 2)."""
-    x = np.asarray(margins, dtype=float)
-    mean = float(x.mean())
-    if len(x) < 2:
-        return mean, math.nan, math.nan, math.nan
-    sd = float(x.std(ddof=1))
-    half = float(stats.t.ppf(0.975, len(x) - 1) * sd / math.sqrt(len(x)))
-    return mean, sd, mean - half, mean + half
 
 
 def _evaluate(test: Callable[..., ClaimResult], needs: tuple[str, ...], tables: dict, seeds: list[int],

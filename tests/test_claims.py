@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import pytest
 
@@ -79,13 +77,6 @@ def test_c7_shared_activations():
     assert claims.c7_shared_activations(overlap).margin == pytest.approx(0.2)
     overlap.loc[2, "value"] = 0.9
     assert claims.c7_shared_activations(overlap).margin < 0
-
-
-def test_interval95():
-    mean, sd, lo, hi = claims.interval95([1.0, 2.0, 3.0])
-    assert (mean, sd) == (2.0, 1.0)
-    assert hi - mean == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)  # t(0.975, 2) = 4.3027
-    assert math.isnan(claims.interval95([1.0])[2])
 
 
 def test_claims_table_across_seeds_and_markdown_escapes_pipes():

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from kneelib import paths, runner
@@ -85,6 +86,10 @@ def test_whole_suite_runs_at_tiny_profile(tmp_path, monkeypatch):
     meta = json.loads((out / "results" / "test_metrics.meta.json").read_text())
     assert meta["config"]["name"] == "tiny" and len(meta["data_manifest_sha256"]) == 64
     assert {"torch", "numpy", "h5py"} <= set(meta["versions"]) and meta["git_commit"] and meta["seed"] == [0]
+    for name in ("distances_seed_spread", "controls_seed_spread"):
+        spread = pd.read_csv(out / "results" / f"{name}.csv")
+        assert {"table", "pair", "group", "quantity", "n_seeds", "mean", "ci95_low"} <= set(spread.columns), name
+        assert (spread.n_seeds == 1).all() and spread["mean"].notna().all(), name
     nine = sorted(p.parent.name for p in (out / "models" / "seed0").glob("*/best.pt"))
     assert len(nine) == 9 and "meniscus__from_femoral_cartilage" in nine
     assert len(list((out / "models" / "policy").rglob("best.pt"))) == 4  # T|F pair at 34% data, + depth lr at 100%

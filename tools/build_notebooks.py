@@ -236,11 +236,18 @@ print(f"fine-tuned net to its base scratch net:        {headline['to_base']:.3g}
 print(f"fine-tuned net to the scratch net of its tissue: {headline['to_own_scratch']:.3g}   (paper {headline['paper_to_own_scratch']:.3g})")
 tissue_paper = distances.PAPER_TISSUE_DISTANCES
 tables["tissue"].assign(paper=tables["tissue"].pair.map(tissue_paper))[["seed", "pair", "d_ab", "d_ba", "tissue_distance", "paper", "asymmetry"]]'''),
+        md("## Spread across seeds\n\nEvery distance above, as mean, sd and 95% t-interval over the seeds "
+           "(`kneelib.analysis.distance_spread`). A difference between two distances means little when their "
+           "intervals overlap."),
+        code('''spread = analysis.distance_spread(tables)
+results.save_table(spread, RESULTS, "distances_seed_spread", meta)
+spread[spread.group == "network"].round(4)'''),
         md("## Claims so far\n\nC7 (activations) is added by 05."),
         code('''table = claims.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta)
 table[["id", "paper", "this_run", "holds"]]'''),
         md("## Files written\n\n- `outputs/<profile>/results/distances_scratch_pairs.csv`, `distances_finetune.csv`, "
-           "`tissue_distances.csv`, `distances_headline.json`, `distances_null.csv`, `claims.csv`\n"
+           "`tissue_distances.csv`, `distances_headline.json`, `distances_null.csv`, `distances_seed_spread.csv`, "
+           "`claims.csv`\n"
            "- `outputs/<profile>/figures/fig3a_scratch_vs_scratch`, `fig3b_scratch_vs_finetuned`, "
            "`fig4_tissue_distances` (`.html`, `.png`)\n- `outputs/<profile>/claims.md`\n\n"
            "Next: [05_activations](05_activations.ipynb)."),
@@ -361,13 +368,26 @@ fig = distance_plots.figure_cka_heatmap(controls.cka_heatmap(grams[seed]["F(s)"]
                                         "Layer-by-layer CKA: F(s) (rows) vs T(s) (columns)")
 save_figure(fig, FIGURES, "controls_cka_heatmap_F_T")
 fig.show()'''),
+        md("## Spread of the controls across seeds\n\nMean, sd and 95% t-interval over the seeds of the null "
+           "ratios, the aligned distances and the CKA values (`kneelib.spread.seed_summary`)."),
+        code('''import pandas as pd
+
+from kneelib.spread import seed_summary
+
+controls_spread = pd.concat([
+    seed_summary(null_ratio, ["pair", "group"], ["ratio"], "null_ratio"),
+    seed_summary(aligned, ["pair", "group"], ["raw", "aligned"], "aligned"),
+    seed_summary(cka.assign(pair=cka.comparison + ": " + cka.pair), ["pair", "group"], ["cka"], "cka"),
+], ignore_index=True)
+results.save_table(controls_spread, RESULTS, "controls_seed_spread", meta)
+controls_spread[controls_spread.group == f"enc_layer{P.depth}"].round(3)'''),
         md("## The claims report with controls"),
         code('''from IPython.display import Markdown
 
 claims.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta)
 Markdown((paths.profile_dir(P.name) / "claims.md").read_text())'''),
         md("## Files written\n\n- `outputs/<profile>/results/controls_null_ratio.csv`, `controls_scale_free.csv`, "
-           "`controls_aligned_distances.csv`, `controls_cka.csv`, `claims.csv`\n- `outputs/<profile>/figures/"
+           "`controls_aligned_distances.csv`, `controls_cka.csv`, `controls_seed_spread.csv`, `claims.csv`\n- `outputs/<profile>/figures/"
            "controls_null_ratio`, `controls_aligned_distances`, `controls_cka_per_depth`, `controls_cka_heatmap_F_T`\n\n"
            "Next: [07_policy](07_policy.ipynb)."),
         code(FOOTER),
