@@ -88,7 +88,7 @@ def test_claims_table_across_seeds_and_markdown_escapes_pipes():
     assert c3.holds and c3.holds_in_seeds == "2/3" and c3.holds_across_seeds is False
     assert table.set_index("id").loc["C1", "this_run"] == "not computed yet"
     md = claims.claims_markdown(table, "t")
-    assert "B\\|A(s)" in md and md.count("\n| C") == 8
+    assert "B\\|A(s)" in md and md.count("\n| C") == 9
 
 
 def test_c8_policy_gain_is_paired_by_target_fraction_seed():
@@ -119,3 +119,32 @@ def test_controls_columns_for_c1():
     row = claims.claims_table(tables, [0], "enc_layer2").set_index("id").loc["C1"]
     assert row.holds and row.against_null.startswith("no")
     assert "## Controls" in claims.claims_markdown(claims.claims_table(tables, [0], "enc_layer2"), "t")
+
+
+def _source_rows(dice_from_f: float, dice_from_m: float, target: str = "T") -> list[dict]:
+    return [{"target": target, "source": src, "strategy": "finetune_depth_lr", "fraction": 0.5, "seed": 0, "dice": d}
+            for src, d in (("F", dice_from_f), ("M", dice_from_m))] + \
+           [{"target": target, "source": "F", "strategy": "finetune_depth_lr", "fraction": 1.0, "seed": 0, "dice": 0.0}]
+
+
+def test_c8b_closer_source_is_judged_on_tissue_distance():
+    tissue = pd.DataFrame([{"pair": "F-T", "tissue_distance": 0.05, "seed": 0},
+                           {"pair": "M-T", "tissue_distance": 0.09, "seed": 0}])
+    r = claims.c8_closer_source(pd.DataFrame(_source_rows(0.80, 0.70)), tissue)
+    assert r.margin == pytest.approx(0.10) and "closer source F" in r.value  # F-T is the shorter distance
+    r = claims.c8_closer_source(pd.DataFrame(_source_rows(0.60, 0.70)), tissue)
+    assert r.margin == pytest.approx(-0.10)
+    tissue.loc[0, "tissue_distance"] = 0.2  # now M is the closer source, and it wins
+    assert claims.c8_closer_source(pd.DataFrame(_source_rows(0.60, 0.70)), tissue).margin == pytest.approx(0.10)
+
+
+def test_c8b_not_answerable_with_one_source_per_target():
+    scratch = [{"target": t, "source": "", "strategy": "scratch", "fraction": 0.5, "seed": 0, "dice": 0.5}
+               for t in "TM"]
+    policy = pd.DataFrame(_source_rows(0.8, 0.7)[:1] + _source_rows(0.8, 0.7, target="M")[:1] + scratch)
+    tissue = pd.DataFrame([{"pair": p, "tissue_a": p[0], "tissue_b": p[2], "d_ab": d, "d_ba": d, "tissue_distance": d,
+                            "asymmetry": 0.0, "seed": 0} for p, d in (("F-T", 0.05), ("F-M", 0.09), ("M-T", 0.07))])
+    assert "not answerable" in claims.c8_closer_source(policy, tissue).value
+    row = claims.claims_table({"policy": policy, "tissue": tissue}, [0], "enc_layer6").set_index("id").loc["C8b"]
+    assert row.holds is None
+    assert claims.claims_table({"policy": policy, "tissue": tissue}, [0], "enc_layer6").set_index("id").loc["C8"].holds
