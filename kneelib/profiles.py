@@ -40,6 +40,7 @@ class Profile:
     steps_per_epoch: int | None = None  # None: one pass over all training slices
     seeds: tuple[int, ...] = (0,)  # training seeds; the first is the headline run
     loss_reduction: str = "batch"  # soft Dice over the batch; "sample": per slice, the reference form (README)
+    head_bias: float = 0.0         # initial head logit of scratch nets; 0.0 is the reference (README)
     precision: str = "auto"        # "auto" (bf16 on CPUs that have it, fp16 on CUDA), "bf16", "fp16", "fp32"
     num_workers: int = 0           # DataLoader worker processes
     # -- analysis

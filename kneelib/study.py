@@ -144,7 +144,7 @@ def train_config(profile: Profile, spec: NetSpec, **overrides) -> TrainConfig:
         patience=p.patience, min_delta=p.min_delta, lr=p.lr if spec.base is None else p.finetune_lr,
         lr_decay=p.lr_decay, lr_decay_every=p.lr_decay_every, lr_floor=p.lr_floor,
         steps_per_epoch=p.steps_per_epoch, seed=spec.run_seed, precision=p.precision,
-        loss_reduction=p.loss_reduction)
+        loss_reduction=p.loss_reduction, head_bias=p.head_bias)
     return dataclasses.replace(cfg, **overrides)
 
 

@@ -35,7 +35,7 @@ from .atomic import save_torch
 from .losses import dice_sums, soft_dice_loss
 from .paths import REPO_ROOT
 from .provenance import provenance
-from .unet import UNet2D
+from .unet import UNet2D, init_head_bias
 
 # Source files whose change invalidates trained networks.
 _CODE_FILES = ("kneelib/unet.py", "kneelib/train.py", "kneelib/losses.py", "kneelib/data.py")
@@ -62,6 +62,7 @@ class TrainConfig:
     seed: int = 0                  # He init (scratch) and shuffling
     precision: str = "auto"        # auto | bf16 | fp16 | fp32
     loss_reduction: str = "batch"  # soft Dice over the batch; "sample" is per slice (see losses.py)
+    head_bias: float = 0.0         # scratch nets: initial logit of the head (0: reference; see init_head_bias)
 
 
 @dataclass
@@ -257,6 +258,8 @@ def build_model(cfg: TrainConfig, base_state: dict[str, torch.Tensor] | None) ->
     model = UNet2D(cfg.depth, cfg.base_filters, seed=cfg.seed)
     if base_state is not None:
         model.load_state_dict(base_state)
+    elif cfg.head_bias:
+        init_head_bias(model, cfg.head_bias)
     return model
 
 

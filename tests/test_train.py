@@ -515,3 +515,15 @@ def test_fine_tuning_starts_from_base_state(reference: TrainResult, tmp_path: Pa
     assert tuned.best_val_loss < scratch.best_val_loss
     # the base weights passed in are left untouched
     assert same_state(reference.state, train.load_checkpoint(reference.run_dir / "best.pt")["best_state"])
+
+
+def test_build_model_head_bias_only_for_scratch_nets():
+    cfg = dataclasses.replace(REF, head_bias=-3.0)
+    scratch = train.build_model(cfg, None)
+    assert scratch.head.bias.item() == -3.0
+    reference = train.build_model(REF, None)
+    assert reference.head.bias.item() == 0.0
+    assert torch.equal(scratch.enc_layer1.conv1.weight, reference.enc_layer1.conv1.weight)
+    base = {k: v.clone() for k, v in reference.state_dict().items()}
+    tuned = train.build_model(cfg, base)  # fine-tuning keeps the base net's head
+    assert tuned.head.bias.item() == 0.0

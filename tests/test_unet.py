@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from kneelib.unet import BN_EPS, BN_MOMENTUM, UNet2D, group_of, init_he, layer_groups
+from kneelib.unet import BN_EPS, BN_MOMENTUM, UNet2D, group_of, init_he, init_head_bias, layer_groups
 
 
 @pytest.fixture(autouse=True)
@@ -213,3 +213,18 @@ def test_init_he_reinitializes_in_place() -> None:
     init_he(model, seed=1)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_init_head_bias_moves_only_the_output_bias() -> None:
+    model = UNet2D(depth=2, base_filters=4, seed=3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    init_head_bias(model, -3.0)
+    after = model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed == ["head.bias"] and after["head.bias"].item() == -3.0
+    model.eval()
+    with torch.no_grad():  # an all-zero input: every layer's output is its bias path, so p ~ sigmoid(-3)
+        p = torch.sigmoid(model(torch.zeros(1, 1, 8, 8)))
+    assert p.mean().item() < 0.2
+    with pytest.raises(ValueError, match="finite"):
+        init_head_bias(model, math.inf)
