@@ -361,7 +361,7 @@ def test_run_key_changes_with_every_input(reference: TrainResult) -> None:
                "slice_size": 64, "batch_size": 4, "max_epochs": 7, "patience": 3, "min_delta": 1e-4,
                "lr": 1e-3, "lr_decay": 0.5, "lr_decay_every": 3, "lr_floor": 1e-6, "depth_lr_decay": 0.5,
                "steps_per_epoch": 2, "train_fraction": 0.5, "seed": 1, "precision": "fp32",
-               "loss_reduction": "sample"}
+               "loss_reduction": "sample", "head_bias": -3.0}
     assert set(changed) == {f.name for f in dataclasses.fields(TrainConfig)}
     keys = {train.run_key(dataclasses.replace(REF, **{name: value}), MANIFEST, None)
             for name, value in changed.items()}
