@@ -14,7 +14,8 @@ import pandas as pd
 
 from . import paths
 from .profiles import Profile
-from .study import CODE_TISSUES, TISSUE_CODES, DataContext, NetSpec, evaluate_nets, subset_subjects, train_net
+from .study import CODE_TISSUES, TISSUE_CODES, DataContext, NetSpec, evaluate_nets, subset_subjects
+from .workers import TrainJob, train_jobs
 
 STRATEGIES = ("scratch", "finetune", "finetune_depth_lr")
 
@@ -68,20 +69,27 @@ def _run_dir(profile: Profile, run: PolicyRun):
     return paths.models_dir(profile.name) / "policy" / f"{run.spec.folder}__{tag}"
 
 
+def policy_job(profile: Profile, ctx: DataContext, run: PolicyRun) -> TrainJob:
+    """The training job of one run: its subset of training scans and, for depth-lr runs, the decay."""
+    subset = subset_subjects(ctx.split("train"), run.fraction, seed=run.seed)
+    scans = None if run.fraction == 1.0 else tuple(r.scan_id for r in subset)
+    decay = profile.policy_depth_decay if run.strategy == "finetune_depth_lr" else 1.0
+    return TrainJob(run.spec, _run_dir(profile, run), scans, {"depth_lr_decay": decay, "train_fraction": run.fraction})
+
+
 def run_policy(profile: Profile, ctx: DataContext, runs: list[PolicyRun], force: bool = False,
                progress: bool = True) -> pd.DataFrame:
     """Train (or reuse) each run and evaluate it on the test split; one row per run."""
+    jobs = [policy_job(profile, ctx, run) for run in runs]
+    results = train_jobs(profile, ctx, jobs, force=force, progress=progress)
     rows = []
-    for run in runs:
-        subset = subset_subjects(ctx.split("train"), run.fraction, seed=run.seed)
-        scans = None if run.fraction == 1.0 else tuple(r.scan_id for r in subset)
-        decay = profile.policy_depth_decay if run.strategy == "finetune_depth_lr" else 1.0
-        result = train_net(profile, ctx, run.spec, force=force, progress=progress, run_dir=_run_dir(profile, run),
-                           train_scans=scans, depth_lr_decay=decay, train_fraction=run.fraction)
+    for run, job, result in zip(runs, jobs, results):
         per_scan = evaluate_nets(profile, ctx, {run.spec: result.state})
+        n_subjects = len({r.subject for r in ctx.split("train") if job.train_scans is None or
+                          r.scan_id in job.train_scans})
         rows.append({"target": TISSUE_CODES[run.target],
                      "source": TISSUE_CODES[run.source] if run.source else "", "strategy": run.strategy,
-                     "label": run.label, "fraction": run.fraction, "n_subjects": len({r.subject for r in subset}),
+                     "label": run.label, "fraction": run.fraction, "n_subjects": n_subjects,
                      "seed": run.seed, "dice": per_scan.dice.mean(), "assd_mm": per_scan.assd_mm.mean(),
                      "epochs": len(result.history), "best_epoch": result.best_epoch})
     return pd.DataFrame(rows)

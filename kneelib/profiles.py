@@ -43,6 +43,7 @@ class Profile:
     head_bias: float = 0.0         # initial head logit of scratch nets; 0.0 is the reference (README)
     precision: str = "auto"        # "auto" (bf16 on CPUs that have it, fp16 on CUDA), "bf16", "fp16", "fp32"
     num_workers: int = 0           # DataLoader worker processes
+    parallel_nets: int = 1         # independent nets trained at once in worker processes (kneelib.workers)
     # -- analysis
     eval_batch_size: int = 32
     activation_slices: int = 4     # test slices shown in Fig. 5
@@ -116,6 +117,7 @@ def _validate(p: Profile) -> None:
         (p.batch_size >= 1 and p.max_epochs >= 1, f"batch_size={p.batch_size}, max_epochs={p.max_epochs} must be >= 1"),
         (p.lr > 0 and p.finetune_lr > 0, f"lr={p.lr}, finetune_lr={p.finetune_lr} must be > 0"),
         (len(p.seeds) >= 1, "seeds must list at least one seed"),
+        (p.parallel_nets >= 1, f"parallel_nets={p.parallel_nets} must be >= 1"),
         (p.loss_reduction in ("batch", "sample"), f"loss_reduction={p.loss_reduction!r}: use batch or sample"),
         (p.precision in ("auto", "bf16", "fp16", "fp32"), f"precision={p.precision!r}: use auto, bf16, fp16, fp32"),
     ]

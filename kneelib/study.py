@@ -149,23 +149,37 @@ def train_config(profile: Profile, spec: NetSpec, **overrides) -> TrainConfig:
 
 
 def train_net(profile: Profile, ctx: DataContext, spec: NetSpec, force: bool = False, progress: bool = True,
-              run_dir: Path | None = None, train_scans: tuple[str, ...] | None = None,
-              **overrides) -> TrainResult:
-    """Train (or reuse) one net. A fine-tuned net first makes sure its base scratch net exists."""
+              run_dir: Path | None = None, train_scans: tuple[str, ...] | None = None, reuse_only: bool = False,
+              **overrides) -> TrainResult | None:
+    """Train (or reuse) one net. A fine-tuned net first makes sure its base scratch net exists.
+    ``reuse_only``: return the finished net or None (nothing is trained)."""
     base_state = None
     if spec.base is not None:
-        base_state = train_net(profile, ctx, spec.base, progress=progress).state
+        base = train_net(profile, ctx, spec.base, progress=progress, reuse_only=reuse_only)
+        if base is None:
+            return None
+        base_state = base.state
     cfg = train_config(profile, spec, **overrides)
     train_ds = _slice_dataset(ctx, "train", spec.tissue, profile.slice_size, train_scans)
     val_ds = _slice_dataset(ctx, "valid", spec.tissue, profile.slice_size)
     run_dir = run_dir or paths.models_dir(profile.name) / spec.folder
     return fit(cfg, train_ds, val_ds, run_dir, ctx.manifest_hash, base_state=base_state, force=force,
-               num_workers=profile.num_workers, progress=progress)
+               num_workers=profile.num_workers, progress=progress, reuse_only=reuse_only)
 
 
 def train_nets(profile: Profile, ctx: DataContext, specs: list[NetSpec], force: bool = False,
                progress: bool = True) -> dict[NetSpec, TrainResult]:
-    return {spec: train_net(profile, ctx, spec, force=force, progress=progress) for spec in specs}
+    """Train (or reuse) several nets; ``profile.parallel_nets`` > 1 trains independent ones at once."""
+    from .workers import TrainJob, train_jobs
+
+    results = train_jobs(profile, ctx, [TrainJob(spec) for spec in specs], force=force, progress=progress)
+    return dict(zip(specs, results))
+
+
+def prepare_slice_caches(profile: Profile, ctx: DataContext) -> None:
+    """Build the slice caches of every scan at the profile's slice size (a no-op once built)."""
+    for record in ctx.records:
+        data.build_slice_cache(record, ctx.root, ctx.cache_dir, profile.slice_size)
 
 
 def load_model(profile: Profile, state: dict[str, torch.Tensor]) -> UNet2D:

@@ -273,11 +273,11 @@ def build_model(cfg: TrainConfig, base_state: dict[str, torch.Tensor] | None) ->
 def fit(cfg: TrainConfig, train_ds: Dataset, val_ds: Dataset, run_dir: str | Path, manifest_hash: str,
         base_state: dict[str, torch.Tensor] | None = None, force: bool = False,
         device: torch.device | None = None, num_workers: int = 0, progress: bool = True,
-        stop_after_epochs: int | None = None) -> TrainResult:
+        stop_after_epochs: int | None = None, reuse_only: bool = False) -> TrainResult | None:
     """Train one network (from He init, or from ``base_state`` when fine-tuning) and return its
     best weights. Reuses a finished run with the same key unless ``force``; resumes an
     unfinished one. ``stop_after_epochs`` ends this call early (the run stays resumable); tests
-    use it to simulate a kill.
+    use it to simulate a kill. ``reuse_only`` returns the finished run or None, never trains.
     """
     run_dir = Path(run_dir)
     device = device or default_device()
@@ -287,6 +287,8 @@ def fit(cfg: TrainConfig, train_ds: Dataset, val_ds: Dataset, run_dir: str | Pat
         best = load_checkpoint(best_path)
         if best.get("key") == key and best.get("finished"):
             return _result(best, run_dir, reused=True)
+    if reuse_only:
+        return None
     state = load_checkpoint(last_path) if (not force and last_path.exists()) else None
     if state is not None and state.get("key") != key:
         state = None  # inputs changed: start over
