@@ -5,6 +5,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/train_step.py                 # depth 6, 16 filters, 128 x 128, batch 16
     .venv/bin/python benchmarks/train_step.py --variants      # also channels_last alone, fused Adam, ...
     .venv/bin/python benchmarks/train_step.py --bf16          # also bf16 autocast (slow without native bf16)
+    .venv/bin/python benchmarks/train_step.py --parallel 2    # also 2 nets side by side in 2 processes
 
 Everything runs in one process on the same inputs (phantom-like disks on noise). Each loop is
 warmed up, then timed over ``--repeats`` repeats of ``--steps`` optimizer steps; the repeats of the
@@ -175,6 +176,53 @@ def measure(loops: list[Loop], warmup: int, repeats: int) -> None:
             loop.time_once()
 
 
+# ------------------------------------------------------------------ nets side by side (kneelib.workers)
+
+
+def _parallel_worker(args: argparse.Namespace, threads: int, seed: int, barrier, results) -> None:
+    torch.set_num_threads(threads)
+    data = phantom_like(args.batch * args.steps, args.size, seed=seed)
+    run = suite_loop(args, data, train.autocast_dtype("auto", CPU))
+    for _ in range(args.warmup):
+        run()
+    barrier.wait()  # every worker starts timing together
+    start = time.perf_counter()
+    for _ in range(args.repeats):
+        run()
+    results.put((len(data) * args.repeats, time.perf_counter() - start))
+
+
+def side_by_side_rate(args: argparse.Namespace, workers: int) -> float:
+    """Slices/s of ``workers`` processes, each training its own net with cores // workers threads
+    (what ``Profile.parallel_nets`` does): all slices over the slowest worker's wall time."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(workers), context.Queue()
+    threads = max(1, torch.get_num_threads() // workers)
+    procs = [context.Process(target=_parallel_worker, args=(args, threads, seed, barrier, results))
+             for seed in range(workers)]
+    for proc in procs:
+        proc.start()
+    done = [results.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    return sum(n for n, _ in done) / max(t for _, t in done)
+
+
+def parallel_comparison(args: argparse.Namespace) -> None:
+    workers = args.parallel
+    print(f"\nnets side by side: 1 process x {torch.get_num_threads()} threads vs {workers} processes x "
+          f"{max(1, torch.get_num_threads() // workers)} thread(s), suite loop, {args.rounds} rounds:", flush=True)
+    one, many = [], []
+    for _ in range(args.rounds):  # alternated, so background load hits both alike
+        one.append(side_by_side_rate(args, 1))
+        many.append(side_by_side_rate(args, workers))
+        print(f"  1 process {one[-1]:.1f} slices/s, {workers} processes {many[-1]:.1f} slices/s", flush=True)
+    print(f"median: 1 process {statistics.median(one):.1f}, {workers} processes {statistics.median(many):.1f} "
+          f"slices/s; speed-up {statistics.median(many) / statistics.median(one):.2f}x")
+
+
 # ------------------------------------------------------------------ the data path
 
 
@@ -268,6 +316,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="also time one technique at a time (channels_last, set_to_none, fused Adam, 1 thread)")
     p.add_argument("--bf16", action="store_true", help="also time channels_last + bf16 autocast")
     p.add_argument("--loader-depth", type=int, default=160, help="slices per scan of the loader test (default 160)")
+    p.add_argument("--parallel", type=int, default=0, metavar="N",
+                   help="also time N nets trained side by side in N processes (Profile.parallel_nets)")
+    p.add_argument("--rounds", type=int, default=3, help="alternated rounds of the --parallel timing (default 3)")
     p.add_argument("--no-loader", action="store_true", help="skip the data-path measurement")
     p.add_argument("--loader-only", action="store_true", help="only the data-path measurement")
     return p.parse_args(argv)
@@ -334,6 +385,8 @@ def main(argv: list[str] | None = None) -> None:
         reps = " ".join(f"{r:.1f}" for r in loop.rates)
         print(f"{loop.name:<52} {loop.median:>9.1f} {loop.median * per_slice / 1e9:>9.1f}   {reps}")
     print(f"\nsuite / plain speed-up: {loops[1].median / loops[0].median:.2f}x")
+    if args.parallel > 1:
+        parallel_comparison(args)
     if not args.no_loader:
         with contextlib.suppress(KeyboardInterrupt):
             loader_rates(args)

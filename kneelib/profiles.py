@@ -62,9 +62,9 @@ PROFILES: dict[str, Profile] = {
     # Sized for a 2-core CPU: 96 x 96 slices, 8 base filters, 3 seeds, about 30 minutes for 01-07.
     "demo": Profile(
         name="demo", subjects={"train": 6, "valid": 2, "test": 2}, volume_shape=(96, 96, 24),
-        slice_size=96, depth=6, base_filters=8, batch_size=8, max_epochs=8, finetune_max_epochs=4, patience=3,
-        min_delta=1e-3, lr=5e-3, finetune_lr=2e-3, seeds=(0, 1, 2), cka_slices=48,
-        policy_fractions=(0.17, 0.5, 1.0), policy_pairs=("T|F", "M|F"),
+        slice_size=96, depth=6, base_filters=8, batch_size=8, max_epochs=6, patience=3,
+        min_delta=1e-3, lr=5e-3, finetune_lr=5e-3, head_bias=-3.0, seeds=(0, 1, 2), parallel_nets=2,
+        cka_slices=48, policy_fractions=(0.17, 0.5, 1.0), policy_pairs=("T|F", "T|M"),
     ),
     "tiny": Profile(
         name="tiny", subjects={"train": 3, "valid": 1, "test": 1}, volume_shape=(48, 48, 8),
