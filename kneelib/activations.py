@@ -30,8 +30,8 @@ from torch.nn import functional as F
 
 from kneelib.unet import UNet2D, layer_groups
 
-# Outline colours for the ground-truth tissues, chosen to stand out on the Inferno colour scale.
-OUTLINE_COLORS = ("#00e5ff", "#39ff14", "#ffffff", "#ff00ff", "#1e90ff")
+# Outline colours for the ground-truth tissues: they stand out on the Inferno maps and on the white legend.
+OUTLINE_COLORS = ("#00e5ff", "#39ff14", "#ff00ff", "#ffd700", "#1e90ff")
 MAP_COLORSCALE = "Inferno"
 
 

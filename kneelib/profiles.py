@@ -63,7 +63,7 @@ PROFILES: dict[str, Profile] = {
     "demo": Profile(
         name="demo", subjects={"train": 6, "valid": 2, "test": 2}, volume_shape=(96, 96, 24),
         slice_size=96, depth=6, base_filters=8, batch_size=8, max_epochs=6, patience=3,
-        min_delta=1e-3, lr=5e-3, finetune_lr=5e-3, head_bias=-3.0, seeds=(0, 1, 2), parallel_nets=2,
+        min_delta=1e-5, lr=5e-3, finetune_lr=2e-3, head_bias=-3.0, seeds=(0, 1, 2), parallel_nets=2,
         cka_slices=48, policy_fractions=(0.17, 0.5, 1.0), policy_pairs=("T|F", "T|M"),
     ),
     "tiny": Profile(
