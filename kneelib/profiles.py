@@ -40,7 +40,7 @@ class Profile:
     steps_per_epoch: int | None = None  # None: one pass over all training slices
     seeds: tuple[int, ...] = (0,)  # training seeds; the first is the headline run
     loss_reduction: str = "batch"  # soft Dice over the batch; "sample": per slice, the reference form (README)
-    head_bias: float = 0.0         # initial head logit of scratch nets; 0.0 is the reference (README)
+    head_bias: float = 0.0         # initial output prior as a logit (scratch and fine-tuned nets); 0.0: off (README)
     precision: str = "auto"        # "auto" (bf16 on CPUs that have it, fp16 on CUDA), "bf16", "fp16", "fp32"
     num_workers: int = 0           # DataLoader worker processes
     parallel_nets: int = 1         # independent nets trained at once in worker processes (kneelib.workers)
@@ -63,7 +63,7 @@ PROFILES: dict[str, Profile] = {
     "demo": Profile(
         name="demo", subjects={"train": 6, "valid": 2, "test": 2}, volume_shape=(96, 96, 24),
         slice_size=96, depth=6, base_filters=8, batch_size=8, max_epochs=6, patience=3,
-        min_delta=1e-5, lr=5e-3, finetune_lr=2e-3, head_bias=-3.0, seeds=(0, 1, 2), parallel_nets=2,
+        min_delta=1e-5, lr=5e-3, finetune_lr=5e-3, head_bias=-3.0, seeds=(0, 1, 2), parallel_nets=2,
         cka_slices=48, policy_fractions=(0.17, 0.5, 1.0), policy_pairs=("T|F", "T|M"),
     ),
     "tiny": Profile(

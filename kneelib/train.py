@@ -62,7 +62,8 @@ class TrainConfig:
     seed: int = 0                  # He init (scratch) and shuffling
     precision: str = "auto"        # auto | bf16 | fp16 | fp32
     loss_reduction: str = "batch"  # soft Dice over the batch; "sample" is per slice (see losses.py)
-    head_bias: float = 0.0         # scratch nets: initial logit of the head (0: reference; see init_head_bias)
+    head_bias: float = 0.0         # initial output prior (logit): scratch nets' head bias; fine-tuned nets'
+    #                                mean predicted probability (calibrate_head_bias); 0: off, the reference
 
 
 @dataclass
@@ -259,6 +260,41 @@ def _result(payload: dict[str, Any], run_dir: Path, reused: bool) -> TrainResult
                        payload["best_val_loss"], run_dir, reused, json.loads(payload["meta"]))
 
 
+@torch.no_grad()
+def calibrate_head_bias(model: UNet2D, images: torch.Tensor, logit: float) -> float:
+    """Shift the head's bias so that the mean predicted probability over ``images`` is sigmoid(``logit``).
+
+    For a fine-tuned net: the base net is confidently negative on the new tissue (on the demo, logits
+    of -10 to -12 there), where soft Dice has almost no gradient, and some fine-tuned nets stayed stuck
+    predicting nothing. Re-estimating only the output prior for the new task restores the gradient;
+    every weight (and so every weight distance) is still the base net's.
+
+    Args:
+        model: the net, modified in place (eval-mode forward, batch-norm running statistics).
+        images: (N, 1, S, S) training slices.
+        logit: the target mean probability, as a logit (``TrainConfig.head_bias``).
+
+    Returns: the shift added to ``head.bias``.
+    """
+    was_training = model.training
+    model.eval()
+    z = model(images.contiguous(memory_format=torch.channels_last)).double().flatten()
+    target = 1 / (1 + math.exp(-logit))
+    lo, hi = -100.0, 100.0
+    for _ in range(80):  # mean sigmoid(z + b) increases with b: bisection
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if torch.sigmoid(z + mid).mean().item() < target else (lo, mid)
+    shift = (lo + hi) / 2
+    model.head.bias += shift
+    model.train(was_training)
+    return shift
+
+
+def calibration_images(ds: Dataset, n: int = 64) -> torch.Tensor:
+    """The first ``n`` training slices (fixed, so a rerun calibrates identically)."""
+    return torch.cat([x for x, _ in iterate_batches(ds, torch.arange(min(n, len(ds))), n)])
+
+
 def build_model(cfg: TrainConfig, base_state: dict[str, torch.Tensor] | None) -> UNet2D:
     model = UNet2D(cfg.depth, cfg.base_filters, seed=cfg.seed)
     if base_state is not None:
@@ -294,6 +330,8 @@ def fit(cfg: TrainConfig, train_ds: Dataset, val_ds: Dataset, run_dir: str | Pat
         state = None  # inputs changed: start over
 
     model = build_model(cfg, base_state).to(device).to(memory_format=torch.channels_last)
+    if base_state is not None and cfg.head_bias and state is None:
+        calibrate_head_bias(model, calibration_images(train_ds).to(device), cfg.head_bias)
     opt = make_optimizer(model, cfg)
     sched = make_scheduler(opt, cfg)
     dtype = autocast_dtype(cfg.precision, device)

@@ -527,3 +527,31 @@ def test_build_model_head_bias_only_for_scratch_nets():
     base = {k: v.clone() for k, v in reference.state_dict().items()}
     tuned = train.build_model(cfg, base)  # fine-tuning keeps the base net's head
     assert tuned.head.bias.item() == 0.0
+
+
+def test_calibrate_head_bias_sets_the_mean_probability_and_nothing_else():
+    model = UNet2D(depth=2, base_filters=4, seed=1)
+    images = torch.randn(6, 1, 16, 16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    shift = train.calibrate_head_bias(model, images, logit=-3.0)
+    assert model.training  # mode restored
+    model.eval()
+    with torch.no_grad():
+        mean_p = torch.sigmoid(model(images)).mean().item()
+    assert mean_p == pytest.approx(1 / (1 + math.exp(3.0)), abs=1e-6)
+    after = model.state_dict()
+    assert [k for k in before if not torch.equal(before[k], after[k])] == ["head.bias"]
+    assert after["head.bias"].item() == pytest.approx(before["head.bias"].item() + shift, abs=1e-6)
+
+
+def test_fine_tuned_net_starts_at_the_prior_only_when_head_bias_is_set(tmp_path, data):
+    base = UNet2D(REF.depth, REF.base_filters, seed=5).state_dict()
+    for head_bias, calibrated in ((-3.0, True), (0.0, False)):
+        cfg = dataclasses.replace(REF, head_bias=head_bias, max_epochs=1)
+        result = run(cfg, tmp_path / str(head_bias), data, base_state=base)
+        moved = result.state["enc_layer1.conv1.weight"] - base["enc_layer1.conv1.weight"]
+        assert moved.abs().max() > 0  # it trained
+        # one epoch of Adam moves the bias by at most about steps * lr; calibration moves it further
+        steps = math.ceil(len(data[0]) / cfg.batch_size)
+        far = abs(result.state["head.bias"].item() - base["head.bias"].item()) > 1.5 * steps * cfg.lr
+        assert far == calibrated
