@@ -52,7 +52,10 @@ def c2_dec1_largest(finetune: pd.DataFrame) -> ClaimResult:
     """C2: among scratch-vs-its-fine-tuned distances per group, dec_layer1 is the largest."""
     means = _group_means(finetune)
     others = means.drop("dec_layer1")
-    return ClaimResult(f"largest: {means.idxmax()} ({means.max():.3g}); dec_layer1 {means['dec_layer1']:.3g}",
+    # The paper names only encoder and decoder levels; say where dec_layer1 ranks without the 1x1 head too.
+    levels = means.drop("head", errors="ignore")
+    return ClaimResult(f"largest: {means.idxmax()} ({means.max():.3g}); dec_layer1 {means['dec_layer1']:.3g}; "
+                       f"largest without the head: {levels.idxmax()}",
                        (means["dec_layer1"] - others.max()) / means["dec_layer1"])
 
 
