@@ -74,7 +74,8 @@ def policy_job(profile: Profile, ctx: DataContext, run: PolicyRun) -> TrainJob:
     subset = subset_subjects(ctx.split("train"), run.fraction, seed=run.seed)
     scans = None if run.fraction == 1.0 else tuple(r.scan_id for r in subset)
     decay = profile.policy_depth_decay if run.strategy == "finetune_depth_lr" else 1.0
-    return TrainJob(run.spec, _run_dir(profile, run), scans, {"depth_lr_decay": decay, "train_fraction": run.fraction})
+    return TrainJob(run.spec, _run_dir(profile, run), scans,
+                    (("depth_lr_decay", decay), ("train_fraction", run.fraction)))
 
 
 def run_policy(profile: Profile, ctx: DataContext, runs: list[PolicyRun], force: bool = False,

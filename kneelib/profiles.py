@@ -59,7 +59,7 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "paper": Profile(name="paper"),
-    # Sized for a 2-core CPU: 96 x 96 slices, 8 base filters, 3 seeds, about 30 minutes for 01-07.
+    # Sized for a 2-core CPU: 96 x 96 slices, 8 base filters, 3 seeds, about 23 minutes for 01-07 (README).
     "demo": Profile(
         name="demo", subjects={"train": 6, "valid": 2, "test": 2}, volume_shape=(96, 96, 24),
         slice_size=96, depth=6, base_filters=8, batch_size=8, max_epochs=6, patience=3,

@@ -1,9 +1,10 @@
 """Train independent networks side by side in worker processes (``Profile.parallel_nets``).
 
 On the 2-core demo machine a small U-Net does not keep two threads busy: two single-thread
-processes each training its own net get about 1.3x the slices/s of one process with two threads
-(``benchmarks/train_step.py --parallel``). The nets of one wave are independent (the three scratch
-nets; then the six nets fine-tuned from them; the policy runs), so they can train at once.
+processes each training its own net get 1.6x the slices/s of one process with two threads at the
+demo's size, 1.3x with 16 filters at 128 x 128 (``benchmarks/train_step.py --parallel 2``). The nets
+of one wave are independent (the three scratch nets; then the six nets fine-tuned from them; the
+policy runs), so they can train at once.
 
 Every worker runs :func:`kneelib.study.train_net` exactly as the sequential path does and writes the
 same checkpoints; the parent then loads the finished nets from their ``best.pt`` (the reuse path),
@@ -18,7 +19,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,13 @@ class TrainJob:
     spec: NetSpec
     run_dir: Path | None = None              # None: the net's own folder under models/
     train_scans: tuple[str, ...] | None = None  # None: every training scan
-    overrides: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # TrainConfig fields
+    overrides: tuple[tuple[str, Any], ...] = ()  # (TrainConfig field, value) pairs; part of the job's identity
 
 
 def _train(profile: Profile, ctx: DataContext, job: TrainJob, force: bool, progress: bool,
            reuse_only: bool = False) -> TrainResult | None:
     return train_net(profile, ctx, job.spec, force=force, progress=progress, run_dir=job.run_dir,
-                     train_scans=job.train_scans, reuse_only=reuse_only, **job.overrides)
+                     train_scans=job.train_scans, reuse_only=reuse_only, **dict(job.overrides))
 
 
 def _finished(profile: Profile, ctx: DataContext, job: TrainJob) -> bool:

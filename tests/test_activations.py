@@ -20,13 +20,7 @@ EXPECTED_SHAPES = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny convolutions: with 2 threads on a busy 2-core machine OpenMP waiting costs ~0.7 s a pass.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -82,12 +82,7 @@ def val_loss_of(state: dict[str, torch.Tensor], cfg: TrainConfig, val: ToyDisks)
     return train.validation_loss(model, val, 2 * cfg.batch_size, CPU, None)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

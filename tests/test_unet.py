@@ -10,13 +10,7 @@ from torch import nn
 
 from kneelib.unet import BN_EPS, BN_MOMENTUM, UNet2D, group_of, init_he, init_head_bias, layer_groups
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------ shapes

@@ -53,6 +53,6 @@ def test_worker_failure_names_the_net(tmp_path, monkeypatch):
     monkeypatch.setenv(paths.OUTPUTS_ENV, str(tmp_path))
     profile = get_profile("tiny", parallel_nets=2)
     ctx = study.prepare_data(profile)
-    jobs = [workers.TrainJob(study.NetSpec(F)), workers.TrainJob(study.NetSpec(T), overrides={"lr": float("nan")})]
+    jobs = [workers.TrainJob(study.NetSpec(F)), workers.TrainJob(study.NetSpec(T), overrides=(("lr", float("nan")),))]
     with pytest.raises(RuntimeError, match=r"T\(s\).*worker.*learning rate: nan"):
         workers.train_jobs(profile, ctx, jobs, progress=False)
