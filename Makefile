@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine with Python 3 and pip:
-#   make reproduce   creates .venv, installs the pinned dependencies, runs the suite (demo profile)
+#   make reproduce   creates .venv, installs the pinned dependencies, runs notebooks 01-07 (demo profile)
 #   make test        same set-up, then the test suite (tiny profile)
 PYTHON ?= python3
 VENV   := .venv
@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PROFILE ?= demo
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup reproduce test lint chromium clean-outputs lab
+.PHONY: setup reproduce test lint sync-notebooks chromium clean-outputs lab
 
 setup: $(STAMP) chromium
 
@@ -31,12 +31,18 @@ chromium:
 reproduce: setup
 	$(PY) -m kneelib reproduce --profile $(PROFILE)
 
-test: setup
-	$(PY) -m ruff check kneelib tests benchmarks
+test: lint
 	$(PY) -m pytest
 
+# ruff, then the import layers and the no-cycles contract (pyproject.toml, [tool.importlinter])
 lint: setup
-	$(PY) -m ruff check kneelib tests benchmarks
+	$(PY) -m ruff check kneelib tests benchmarks notebooks
+	$(VENV)/bin/lint-imports
+
+# After editing a notebook's py:percent twin (notebooks/NN_name.py), bring its .ipynb up to date
+# (or the other way round: jupytext takes the newer file of each pair as the source).
+sync-notebooks: setup
+	$(VENV)/bin/jupytext --sync notebooks/*.ipynb
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -15,14 +15,14 @@ them alike. The figures printed are medians over the repeats.
 What is compared:
 
 1. plain: what a user would write: default (NCHW) memory format, fp32, ``opt.zero_grad()``,
-   ``torch.optim.Adam``, :func:`kneelib.losses.soft_dice_loss`, batches sliced from tensors.
-2. suite: :func:`kneelib.train.train_epoch` with the model in channels_last, the precision of
+   ``torch.optim.Adam``, :func:`kneelib.nets.losses.soft_dice_loss`, batches sliced from tensors.
+2. suite: :func:`kneelib.nets.train.train_epoch` with the model in channels_last, the precision of
    ``autocast_dtype("auto")`` (bf16 only where the CPU has native bf16, else fp32), the
-   per-level Adam of :func:`kneelib.train.make_optimizer`, batches from
-   :func:`kneelib.train.iterate_batches` over preloaded tensors.
+   per-level Adam of :func:`kneelib.nets.train.make_optimizer`, batches from
+   :func:`kneelib.nets.train.iterate_batches` over preloaded tensors.
 3. their ratio, and the achieved GFLOP/s (FLOPs of one forward + backward counted with
    ``torch.utils.flop_counter.FlopCounterMode``, times steps per second; optimizer FLOPs not counted).
-4. the data path alone: a lazy :class:`kneelib.data.SliceDataset` (slice cache of a small
+4. the data path alone: a lazy :class:`kneelib.data.slices.SliceDataset` (slice cache of a small
    phantom or h5py-written IWOAI-format scan) through a DataLoader, and the preloaded one
    through ``iterate_batches``, in slices/s, to show the loader is never the bottleneck.
 """
@@ -44,9 +44,9 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from kneelib import train
-from kneelib.losses import soft_dice_loss
-from kneelib.unet import UNet2D
+from kneelib.nets import train
+from kneelib.nets.losses import soft_dice_loss
+from kneelib.nets.unet import UNet2D
 
 CPU = torch.device("cpu")
 
@@ -56,7 +56,7 @@ CPU = torch.device("cpu")
 
 @dataclasses.dataclass
 class Preloaded:
-    """The attributes :func:`kneelib.train.iterate_batches` reads from a preloaded SliceDataset."""
+    """The attributes :func:`kneelib.nets.train.iterate_batches` reads from a preloaded SliceDataset."""
 
     images: torch.Tensor  # float32 (N, 1, S, S)
     masks: torch.Tensor   # uint8 (N, 1, S, S)
@@ -127,7 +127,7 @@ def plain_loop(args: argparse.Namespace, data: Preloaded, channels_last: bool = 
 
 
 def suite_loop(args: argparse.Namespace, data: Preloaded, dtype: torch.dtype | None) -> Callable[[], None]:
-    """kneelib.train's own step: train_epoch over iterate_batches, model in channels_last."""
+    """kneelib.nets.train's own step: train_epoch over iterate_batches, model in channels_last."""
     cfg = train.TrainConfig(tissue="femoral_cartilage", depth=args.depth, base_filters=args.filters,
                             slice_size=args.size, batch_size=args.batch)
     model = train.build_model(cfg, None).to(memory_format=torch.channels_last)
@@ -176,7 +176,7 @@ def measure(loops: list[Loop], warmup: int, repeats: int) -> None:
             loop.time_once()
 
 
-# ------------------------------------------------------------------ nets side by side (kneelib.workers)
+# ------------------------------------------------------------------ nets side by side (kneelib.nets.workers)
 
 
 def _parallel_worker(args: argparse.Namespace, threads: int, seed: int, barrier, results) -> None:
@@ -227,11 +227,11 @@ def parallel_comparison(args: argparse.Namespace) -> None:
 
 
 def _write_iwoai_scan(root: Path, size: int, depth: int) -> list:
-    """Fallback when kneelib.phantoms is absent: one IWOAI-format scan (.im/.seg HDF5 'data')."""
+    """Fallback when kneelib.data.phantoms is absent: one IWOAI-format scan (.im/.seg HDF5 'data')."""
     import h5py
     import numpy as np
 
-    from kneelib.manifest import scan_record
+    from kneelib.data.manifest import scan_record
 
     record = scan_record("train", 1, "V00")
     rng = np.random.default_rng(0)
@@ -249,12 +249,12 @@ def _write_iwoai_scan(root: Path, size: int, depth: int) -> list:
 
 def scan_records(root: Path, size: int, depth: int) -> tuple[list, str]:
     try:
-        from kneelib.manifest import read_manifest
-        from kneelib.phantoms import make_dataset
+        from kneelib.data.manifest import read_manifest
+        from kneelib.data.phantoms import make_dataset
     except ImportError:
         return _write_iwoai_scan(root, size, depth), "h5py-written IWOAI-format scan"
     manifest = make_dataset(root, {"train": 1}, shape=(size, size, depth))
-    return read_manifest(manifest), "kneelib.phantoms scans (1 subject x 2 timepoints)"
+    return read_manifest(manifest), "kneelib.data.phantoms scans (1 subject x 2 timepoints)"
 
 
 def _drain(batches: Iterator) -> int:
@@ -265,7 +265,7 @@ def _drain(batches: Iterator) -> int:
 
 
 def loader_rates(args: argparse.Namespace) -> None:
-    from kneelib.data import SliceDataset
+    from kneelib.data.slices import SliceDataset
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

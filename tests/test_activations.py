@@ -1,4 +1,4 @@
-"""Activation hooks, map reduction, Grad-CAM, overlap measures and the Fig. 5 grid."""
+"""Activation hooks, map reduction and overlap measures."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from kneelib import activations as A
-from kneelib.unet import UNet2D
+from kneelib.compare import activations as A
+from kneelib.nets.unet import UNet2D
 
 EXPECTED_SHAPES = {
     "enc_layer1": (2, 4, 32, 32),
@@ -113,30 +113,6 @@ def test_activation_maps(model, images):
     assert no_hooks(model)
 
 
-def test_grad_cam_head_equals_normalized_relu_logits(model, images):
-    # At the head the activation is the logits and d score / d logit = 1 on the predicted mask,
-    # so the channel weight is a positive constant and the CAM is min-max(ReLU(logits)).
-    model.eval()
-    with torch.no_grad():
-        logits = model(images)
-        model.head.bias += -logits.median()  # about half the pixels predicted positive
-        logits = model(images)
-    assert (logits > 0).flatten(1).any(1).all()
-    cam = A.grad_cam(model, images, "head")
-    expected = A.normalize_maps(torch.relu(logits[:, 0])).numpy()
-    assert cam.shape == (2, 32, 32)
-    assert np.allclose(cam, expected, atol=1e-6)
-    assert all(p.grad is None for p in model.parameters())
-    assert no_hooks(model) and not images.requires_grad
-
-
-def test_grad_cam_deep_group(model, images):
-    cam = A.grad_cam(model, images, "enc_layer3")
-    assert cam.shape == (2, 32, 32) and cam.dtype == np.float32
-    assert cam.min() >= 0.0 and cam.max() <= 1.0
-    assert no_hooks(model)
-
-
 def test_map_correlation():
     gen = np.random.default_rng(0)
     a = gen.random((3, 8, 8))
@@ -194,37 +170,3 @@ def test_overlap_table():
     with pytest.raises(ValueError):
         A.overlap_table(maps, measure="cosine")
     assert isinstance(A.overlap_table({"F(s)": maps["F(s)"]}), pd.DataFrame)
-
-
-def test_mask_outline():
-    m = np.zeros((6, 6), bool)
-    m[1:5, 1:5] = True
-    rows, cols = A.mask_outline(m)
-    assert len(rows) == 12  # a 4x4 square has 12 boundary pixels
-    assert set(zip(rows, cols, strict=True)) == {(r, c) for r in range(1, 5) for c in range(1, 5)} - {
-        (2, 2), (2, 3), (3, 2), (3, 3)}
-
-
-def test_figure_activation_grid():
-    nets = ["F(s)", "T(s)", "T|F(s)"]
-    groups = ["enc_layer1", "enc_layer3", "dec_layer1"]
-    maps = make_maps(nets, groups)
-    images = np.random.default_rng(2).normal(size=(3, 1, 12, 12))
-    truth = {"femoral": np.zeros((3, 12, 12), bool), "tibial": np.zeros((3, 12, 12), bool)}
-    truth["femoral"][1, 2:6, 2:6] = True
-    truth["tibial"][1, 8:10, 3:9] = True
-    fig = A.figure_activation_grid(maps, images, truth, groups, slice_index=1)
-    heat = [t for t in fig.data if t.type == "heatmap"]
-    assert len(heat) == len(nets) * len(groups)
-    assert all(t.coloraxis == "coloraxis" for t in heat)
-    assert fig.layout.coloraxis.cmin == 0 and fig.layout.coloraxis.cmax == 1
-    by_key = {(t.meta["net"], t.meta["group"]): t for t in heat}
-    assert np.array_equal(by_key[("T(s)", "enc_layer3")].z, maps["T(s)"]["enc_layer3"][1])
-    outlines = [t for t in fig.data if t.type == "scatter"]
-    assert len(outlines) == 2 * (1 + len(nets) * len(groups))  # image panel + each map panel
-    fem = outlines[0]
-    assert fem.name == "femoral" and len(fem.x) == 12
-    assert truth["femoral"][1][np.asarray(fem.y), np.asarray(fem.x)].all()
-    assert sum(t.type == "image" for t in fig.data) == 1
-    with pytest.raises(IndexError):
-        A.figure_activation_grid(maps, images, truth, groups, slice_index=3)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kneelib.alignment import align, permutation_spec, permute, random_permutations
-from kneelib.distances import kernel_distances
-from kneelib.unet import UNet2D
+from kneelib.compare.alignment import align, permutation_spec, permute, random_permutations
+from kneelib.compare.distances import kernel_distances
+from kneelib.nets.unet import UNet2D
 
 
 def busy_net(depth: int, base_filters: int, seed: int) -> UNet2D:

@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
 
-from kneelib import analysis
-from kneelib.distances import kernel_distances
-from kneelib.unet import UNet2D
+from kneelib.compare import distance_tables
+from kneelib.compare.distances import kernel_distances
+from kneelib.nets.unet import UNet2D
 
 NETS = ["F(s)", "T(s)", "M(s)", "T|F(s)", "M|F(s)", "F|T(s)", "M|T(s)", "F|M(s)", "T|M(s)"]
 
@@ -14,11 +14,11 @@ def _states(seed: int) -> dict:
 
 @pytest.fixture(scope="module")
 def tables():
-    return analysis.distance_tables({0: _states(0), 1: _states(1), 2: _states(2)})
+    return distance_tables.distance_tables({0: _states(0), 1: _states(1), 2: _states(2)})
 
 
 def test_distance_spread_summarizes_every_distance_over_seeds(tables):
-    spread = analysis.distance_spread(tables)
+    spread = distance_tables.distance_spread(tables)
     assert set(spread.table) == {"scratch_pairs", "finetune", "tissue", "headline"}
     assert (spread.n_seeds == 3).all()
     # 3 scratch pairs x (2 enc + 1 dec + head + network) groups
@@ -34,7 +34,7 @@ def test_distance_spread_summarizes_every_distance_over_seeds(tables):
 
 
 def test_headline_frame_has_one_row_per_seed(tables):
-    frame = analysis.headline_frame(tables["headline"])
+    frame = distance_tables.headline_frame(tables["headline"])
     assert isinstance(frame, pd.DataFrame)
     assert frame.seed.tolist() == [0, 1, 2]
     assert (frame.ratio == frame.to_own_scratch / frame.to_base).all()

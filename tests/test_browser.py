@@ -7,8 +7,8 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from kneelib.activations import image_rgb, mask_outline
-from kneelib.browser import ActivationBrowser
+from kneelib.report.activation_plots import image_rgb, mask_outline
+from kneelib.report.browser import ActivationBrowser
 
 NETS = ["F(s)", "T(s)", "M(s)", "T|F(s)"]
 GROUPS = ["enc_layer1", "enc_layer3", "dec_layer1"]

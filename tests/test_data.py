@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from kneelib import data
-from kneelib.data import TISSUES, DataError, SliceDataset
-from kneelib.manifest import file_sha256, scan_record
+from kneelib import names
+from kneelib.data import iwoai, slices
+from kneelib.data.iwoai import DataError
+from kneelib.data.manifest import file_sha256, scan_record
+from kneelib.data.slices import SliceDataset
+from kneelib.names import TISSUES
 
 # One box per IWOAI channel (rows, cols, slices), each with a different voxel count, and
 # ch1/ch2 overlapping, so a wrong channel mapping or a sum instead of a union changes the counts.
@@ -76,22 +79,22 @@ def scan(tmp_path):
 
 def test_read_image_dtype_shape_values(scan):
     record, root = scan
-    image = data.read_image(root / record.image)
+    image = iwoai.read_image(root / record.image)
     assert image.dtype == np.float32 and image.shape == (12, 10, 5)
     np.testing.assert_array_equal(image, make_image())
 
 
 def test_read_image_casts_integers(tmp_path):
     path = write_h5(tmp_path / "a.im", np.arange(24, dtype=np.int16).reshape(2, 3, 4))
-    image = data.read_image(path)
+    image = iwoai.read_image(path)
     assert image.dtype == np.float32 and image[1, 2, 3] == 23.0
 
 
 def test_read_seg_and_tissue_mapping(scan):
     record, root = scan
-    seg = data.read_seg(root / record.seg)
+    seg = iwoai.read_seg(root / record.seg)
     assert seg.dtype == np.uint8 and seg.shape == (12, 10, 5, 6)
-    masks = data.read_tissue_masks(root / record.seg)
+    masks = iwoai.read_tissue_masks(root / record.seg)
     assert list(masks) == list(TISSUES)
     for tissue, expected in expected_masks().items():
         assert masks[tissue].dtype == np.bool_ and masks[tissue].shape == (12, 10, 5)
@@ -103,14 +106,14 @@ def test_read_seg_and_tissue_mapping(scan):
 
 
 def test_tissue_channels_constant():
-    assert data.TISSUE_CHANNELS == {"femoral_cartilage": (0,), "tibial_cartilage": (1, 2), "meniscus": (4, 5)}
-    assert data.SEG_CHANNELS == 6 and TISSUES == ("femoral_cartilage", "tibial_cartilage", "meniscus")
+    assert names.TISSUE_CHANNELS == {"femoral_cartilage": (0,), "tibial_cartilage": (1, 2), "meniscus": (4, 5)}
+    assert names.SEG_CHANNELS == 6 and TISSUES == ("femoral_cartilage", "tibial_cartilage", "meniscus")
 
 
 def test_read_seg_accepts_float_and_bool_labels(tmp_path):
     for dtype in (np.float32, np.bool_):
         path = write_h5(tmp_path / f"{np.dtype(dtype).name}.seg", make_seg().astype(dtype))
-        np.testing.assert_array_equal(data.read_seg(path), make_seg())
+        np.testing.assert_array_equal(iwoai.read_seg(path), make_seg())
 
 
 # --------------------------------------------------------------------- preprocessing
@@ -118,35 +121,35 @@ def test_read_seg_accepts_float_and_bool_labels(tmp_path):
 
 def test_zscore():
     vol = make_image(seed=3) * 7 + 50
-    z = data.zscore(vol)
+    z = iwoai.zscore(vol)
     assert z.dtype == np.float32 and z.shape == vol.shape
     assert abs(float(z.mean())) < 1e-5 and abs(float(z.std()) - 1) < 1e-5
     np.testing.assert_allclose(z, (vol - vol.mean()) / (vol.std() + 1e-8), rtol=1e-4, atol=1e-5)
     # A constant volume maps to zeros, not NaN, thanks to the epsilon.
-    assert np.array_equal(data.zscore(np.full((3, 3, 3), 5.0)), np.zeros((3, 3, 3), np.float32))
+    assert np.array_equal(iwoai.zscore(np.full((3, 3, 3), 5.0)), np.zeros((3, 3, 3), np.float32))
 
 
 @pytest.mark.parametrize("shape, size", [((2, 1, 12, 10), 8), ((3, 2, 5, 5), 16), ((1, 1, 7, 9), 7)])
 def test_resample_shapes(shape, size):
     x = torch.rand(shape)
-    assert data.resample_slices(x, size, "image").shape == (*shape[:2], size, size)
+    assert slices.resample_slices(x, size, "image").shape == (*shape[:2], size, size)
     m = (torch.rand(shape) > 0.5).to(torch.uint8)
-    out = data.resample_slices(m, size, "mask")
+    out = slices.resample_slices(m, size, "mask")
     assert out.shape == (*shape[:2], size, size) and out.dtype == torch.uint8
     assert set(out.unique().tolist()) <= {0, 1}
 
 
 def test_resample_noop_returns_input():
     x = torch.rand(2, 1, 8, 8)
-    assert data.resample_slices(x, 8, "image") is x
+    assert slices.resample_slices(x, 8, "image") is x
 
 
 def test_resample_image_bilinear_half_pixel():
     # align_corners=False: upsampling [0, 1] by 2 gives [0, .25, .75, 1]; align_corners=True would give thirds.
     x = torch.tensor([[0.0, 1.0], [0.0, 1.0]])[None, None]
-    np.testing.assert_allclose(data.resample_slices(x, 4, "image")[0, 0, 0].numpy(), [0, 0.25, 0.75, 1])
+    np.testing.assert_allclose(slices.resample_slices(x, 4, "image")[0, 0, 0].numpy(), [0, 0.25, 0.75, 1])
     const = torch.full((1, 1, 12, 10), 3.5)
-    np.testing.assert_allclose(data.resample_slices(const, 5, "image").numpy(), 3.5, rtol=1e-6)
+    np.testing.assert_allclose(slices.resample_slices(const, 5, "image").numpy(), 3.5, rtol=1e-6)
 
 
 def test_resample_mask_threshold():
@@ -156,9 +159,9 @@ def test_resample_mask_threshold():
     m[2:4, 0] = 1
     m[2:4, 2] = 1
     m[2, 3] = 1
-    out = data.resample_slices(m[None, None], 2, "mask")[0, 0]
+    out = slices.resample_slices(m[None, None], 2, "mask")[0, 0]
     assert out.tolist() == [[0, 0], [1, 1]]
-    up = data.resample_slices(torch.tensor([[1, 0], [0, 1]], dtype=torch.uint8)[None, None], 4, "mask")[0, 0]
+    up = slices.resample_slices(torch.tensor([[1, 0], [0, 1]], dtype=torch.uint8)[None, None], 4, "mask")[0, 0]
     assert up.tolist() == [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]]
 
 
@@ -166,7 +169,7 @@ def test_resample_mask_threshold():
                                   (torch.rand(1, 1, 8, 8), 4, "nearest")])
 def test_resample_bad_arguments(args):
     with pytest.raises(ValueError):
-        data.resample_slices(*args)
+        slices.resample_slices(*args)
 
 
 # ----------------------------------------------------------------------------- the cache
@@ -174,7 +177,7 @@ def test_resample_bad_arguments(args):
 
 def test_cache_contents(scan, tmp_path):
     record, root = scan
-    path = data.build_slice_cache(record, root, tmp_path / "cache", 8)
+    path = slices.build_slice_cache(record, root, tmp_path / "cache", 8)
     assert path == tmp_path / "cache" / "train_001_V00_s8.h5"
     image = make_image()
     with h5py.File(path, "r") as f:
@@ -184,18 +187,18 @@ def test_cache_contents(scan, tmp_path):
         assert f.attrs["mean"] == pytest.approx(float(image.mean(dtype=np.float64)))
         assert f.attrs["std"] == pytest.approx(float(image.std(dtype=np.float64)))
         # Normalized at full resolution, then resampled.
-        z = torch.from_numpy(data.zscore(image).transpose(2, 0, 1).copy())[:, None]
-        np.testing.assert_allclose(f["image"][()], data.resample_slices(z, 8, "image")[:, 0].numpy(), atol=1e-5)
+        z = torch.from_numpy(iwoai.zscore(image).transpose(2, 0, 1).copy())[:, None]
+        np.testing.assert_allclose(f["image"][()], slices.resample_slices(z, 8, "image")[:, 0].numpy(), atol=1e-5)
         m = np.stack([expected_masks()[t] for t in TISSUES]).transpose(3, 0, 1, 2).astype(np.uint8)
-        np.testing.assert_array_equal(f["masks"][()], data.resample_slices(torch.from_numpy(m), 8, "mask").numpy())
+        np.testing.assert_array_equal(f["masks"][()], slices.resample_slices(torch.from_numpy(m), 8, "mask").numpy())
 
 
 def test_cache_exact_at_native_size(tmp_path):
     root = tmp_path / "data"
     image, seg = make_image((12, 12, 5)), make_seg((12, 12, 5))
     record = write_scan(root, image=image, seg=seg)
-    with h5py.File(data.build_slice_cache(record, root, tmp_path / "cache", 12), "r") as f:
-        np.testing.assert_array_equal(f["image"][()], data.zscore(image).transpose(2, 0, 1))
+    with h5py.File(slices.build_slice_cache(record, root, tmp_path / "cache", 12), "r") as f:
+        np.testing.assert_array_equal(f["image"][()], iwoai.zscore(image).transpose(2, 0, 1))
         np.testing.assert_array_equal(f["masks"][:, 1], expected_masks((12, 12, 5))["tibial_cartilage"]
                                       .transpose(2, 0, 1))
 
@@ -203,16 +206,16 @@ def test_cache_exact_at_native_size(tmp_path):
 def test_cache_reused_then_rebuilt_when_source_changes(scan, tmp_path):
     record, root = scan
     cache = tmp_path / "cache"
-    path = data.build_slice_cache(record, root, cache, 8)
+    path = slices.build_slice_cache(record, root, cache, 8)
     stamp = path.stat().st_mtime_ns, path.stat().st_ino
-    assert data.build_slice_cache(record, root, cache, 8) == path
+    assert slices.build_slice_cache(record, root, cache, 8) == path
     assert (path.stat().st_mtime_ns, path.stat().st_ino) == stamp  # reused, not rewritten
 
     new_image = make_image(seed=9) + 1000
     write_h5(root / record.image, new_image)  # same size: only the mtime tells it apart
     later = (root / record.image).stat().st_mtime_ns + 10**9
     os.utime(root / record.image, ns=(later, later))
-    data.build_slice_cache(record, root, cache, 8)
+    slices.build_slice_cache(record, root, cache, 8)
     assert path.stat().st_ino != stamp[1]
     with h5py.File(path, "r") as f:
         assert f.attrs["mean"] == pytest.approx(float(new_image.mean(dtype=np.float64)))
@@ -222,12 +225,12 @@ def test_cache_reused_then_rebuilt_when_source_changes(scan, tmp_path):
 def test_cache_rebuilt_when_damaged_and_per_slice_size(scan, tmp_path):
     record, root = scan
     cache = tmp_path / "cache"
-    path = data.build_slice_cache(record, root, cache, 8)
+    path = slices.build_slice_cache(record, root, cache, 8)
     path.write_bytes(b"garbage")
-    data.build_slice_cache(record, root, cache, 8)
+    slices.build_slice_cache(record, root, cache, 8)
     with h5py.File(path, "r") as f:
         assert f["image"].shape == (5, 8, 8)
-    other = data.build_slice_cache(record, root, cache, 4)
+    other = slices.build_slice_cache(record, root, cache, 4)
     assert other.name == "train_001_V00_s4.h5" and path.is_file()
 
 
@@ -237,7 +240,7 @@ def test_failed_cache_build_leaves_nothing(tmp_path):
     image[1, 1, 1] = np.nan
     record = write_scan(root, image=image)
     with pytest.raises(DataError, match="train_001_V00.im"):
-        data.build_slice_cache(record, root, cache, 8)
+        slices.build_slice_cache(record, root, cache, 8)
     assert not cache.exists() or not any(cache.iterdir())
 
 
@@ -266,7 +269,7 @@ def test_dataset_length_index_and_items(two_scans):
         assert image.dtype == mask.dtype == torch.float32
         seed, offset = (1, 0) if scan_id == "train_001_V00" else (2, 2)
         vol = make_image((12, 12, 5 if seed == 1 else 3), seed=seed)
-        np.testing.assert_array_equal(image[0].numpy(), data.zscore(vol)[:, :, k])
+        np.testing.assert_array_equal(image[0].numpy(), iwoai.zscore(vol)[:, :, k])
         np.testing.assert_array_equal(mask[0].numpy(), tibial[:, :, k + offset].astype(np.float32))
     with pytest.raises(IndexError):
         ds[8]
@@ -325,8 +328,8 @@ def test_dataset_bad_parameters(two_scans, kwargs, match):
 
 def test_load_eval_volume(two_scans):
     records, root, cache = two_scans
-    direct, masks = data.load_eval_volume(records[1], root, 8)
-    cached, masks_c = data.load_eval_volume(records[1], root, 8, cache_dir=cache)
+    direct, masks = slices.load_eval_volume(records[1], root, 8)
+    cached, masks_c = slices.load_eval_volume(records[1], root, 8, cache_dir=cache)
     assert direct.shape == (3, 1, 8, 8) and direct.dtype == torch.float32
     torch.testing.assert_close(direct, cached)
     full = {t: m[:, :, 2:5] for t, m in expected_masks((12, 12, 5)).items()}
@@ -393,8 +396,8 @@ def _break(record, root, which, writer):
 def test_bad_file_named_in_error(scan, case, which, writer, error, match):
     record, root = scan
     path = _break(record, root, which, writer)
-    reader = data.read_image if which == "image" else data.read_seg
-    for call in (lambda: reader(path), lambda: data.validate_scan(record, root)):
+    reader = iwoai.read_image if which == "image" else iwoai.read_seg
+    for call in (lambda: reader(path), lambda: iwoai.validate_scan(record, root)):
         with pytest.raises(error) as info:
             call()
         assert path.name in str(info.value) and match in str(info.value), str(info.value)
@@ -404,11 +407,11 @@ def test_shape_mismatch_named(tmp_path):
     root = tmp_path / "data"
     record = write_scan(root, seg=make_seg((12, 10, 4)))
     with pytest.raises(DataError) as info:
-        data.validate_scan(record, root)
+        iwoai.validate_scan(record, root)
     msg = str(info.value)
     assert "train_001_V00.seg" in msg and "(12, 10, 4, 6)" in msg and "(12, 10, 5)" in msg
     with pytest.raises(DataError, match="train_001_V00.seg"):
-        data.build_slice_cache(record, root, tmp_path / "cache", 8)
+        slices.build_slice_cache(record, root, tmp_path / "cache", 8)
 
 
 def test_sha256_checked(tmp_path):
@@ -416,27 +419,27 @@ def test_sha256_checked(tmp_path):
     record = write_scan(root)
     good = type(record)(**{**record.__dict__, "sha256_image": file_sha256(root / record.image),
                            "sha256_seg": file_sha256(root / record.seg)})
-    assert data.validate_scan(good, root) == (12, 10, 5)
+    assert iwoai.validate_scan(good, root) == (12, 10, 5)
     bad = type(record)(**{**record.__dict__, "sha256_seg": "0" * 64})
     with pytest.raises(DataError, match="train_001_V00.seg.*sha256 mismatch"):
-        data.validate_scan(bad, root)
-    data.validate_scan(bad, root, check_sha256=False)
+        iwoai.validate_scan(bad, root)
+    iwoai.validate_scan(bad, root, check_sha256=False)
     with pytest.raises(DataError, match="sha256"):
-        data.build_slice_cache(bad, root, tmp_path / "cache", 8)
+        slices.build_slice_cache(bad, root, tmp_path / "cache", 8)
 
 
 def test_validate_dataset_reports_first_failure(tmp_path):
     root = tmp_path / "data"
     records = [write_scan(root, i) for i in (1, 2, 3)]
-    assert data.validate_dataset(records, root) == {r.scan_id: (12, 10, 5) for r in records}
+    assert iwoai.validate_dataset(records, root) == {r.scan_id: (12, 10, 5) for r in records}
     write_h5(root / records[1].seg, make_seg()[..., :4])
     (root / records[2].image).unlink()
     with pytest.raises(DataError, match="train_002_V00.seg"):
-        data.validate_dataset(records, root)
+        iwoai.validate_dataset(records, root)
     # Values are only read with full=True.
     write_h5(root / records[1].seg, _nonbinary_seg())
-    assert data.validate_dataset(records[:2], root)["train_002_V00"] == (12, 10, 5)
+    assert iwoai.validate_dataset(records[:2], root)["train_002_V00"] == (12, 10, 5)
     with pytest.raises(DataError, match="train_002_V00.seg"):
-        data.validate_dataset(records[:2], root, full=True)
+        iwoai.validate_dataset(records[:2], root, full=True)
     with pytest.raises(ValueError):
-        data.validate_dataset([], root)
+        iwoai.validate_dataset([], root)

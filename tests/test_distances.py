@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from kneelib import distances as D
-from kneelib.unet import UNet2D
+from kneelib.compare import distances as D
+from kneelib.nets.unet import UNet2D
 
 
 def tiny_state(seed: int = 0) -> dict[str, torch.Tensor]:

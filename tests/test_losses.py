@@ -1,11 +1,11 @@
-"""kneelib.losses.soft_dice_loss against values computed by hand."""
+"""kneelib.nets.losses.soft_dice_loss against values computed by hand."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from kneelib.losses import soft_dice_loss
+from kneelib.nets.losses import soft_dice_loss
 
 BIG = 40.0  # sigmoid(40) == 1 and sigmoid(-40) ~ 4e-18 in float32: hard 0/1 predictions
 
@@ -124,7 +124,7 @@ def test_gradient_direction() -> None:
 
 
 def test_batch_reduction_pools_pixels_and_punishes_false_positives_on_empty_slices() -> None:
-    from kneelib.losses import dice_sums
+    from kneelib.nets.losses import dice_sums
 
     y = torch.zeros(2, 1, 4, 4)
     y[0, 0, :2] = 1  # 8 pixels in slice 0; slice 1 has no tissue

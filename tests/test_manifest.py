@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from kneelib import manifest
-from kneelib.manifest import ManifestError, read_manifest, write_manifest
-from kneelib.paths import IWOAI_MANIFEST
+from kneelib.core.paths import IWOAI_MANIFEST
+from kneelib.data import manifest
+from kneelib.data.manifest import ManifestError, read_manifest, write_manifest
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def _edit_bad_split(text):
 
 @pytest.mark.parametrize("edit, match", [
     (_edit_duplicate, "listed twice"),
-    (_edit_subject_in_two_splits, "valid_001.*both"),
+    (_edit_subject_in_two_splits, "valid_001_V01.*names split 'valid'.*row says 'train'"),
     (_edit_missing_column, "sha256_seg"),
     (_edit_bad_spacing, "not a number"),
     (_edit_zero_spacing, "positive"),
@@ -109,3 +109,14 @@ def test_read_manifest_rejects(tmp_path, small_csv, edit, match):
 def test_read_manifest_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         read_manifest(tmp_path / "nope.csv")
+
+
+def test_subject_in_two_splits_is_leakage_whatever_the_naming():
+    from kneelib.data.manifest import ManifestError, ScanRecord, validate_records
+
+    spacing = (0.36, 0.36, 0.7)
+    records = [ScanRecord("knee7_baseline", "train", "knee7", "V00", "a.im", "a.seg", spacing),
+               ScanRecord("knee7_followup", "test", "knee7", "V01", "b.im", "b.seg", spacing)]
+    with pytest.raises(ManifestError, match="knee7.*both 'train' and 'test'"):
+        validate_records(records)
+    validate_records(records[:1])  # ids outside the IWOAI scheme are accepted as they are

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from medpy.metric.binary import assd as medpy_assd
 
-from kneelib import metrics
+from kneelib.nets import metrics
 
 
 def box(shape, lo, hi) -> np.ndarray:

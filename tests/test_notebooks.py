@@ -10,7 +10,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from kneelib import paths, runner
+from kneelib.core import paths
+from kneelib.report import runner
 
 NOTEBOOKS = sorted(paths.NOTEBOOKS_DIR.glob("*.ipynb"))
 FIGURES = ["data_example_slices", "data_tissue_volumes", "learning_curves_scratch", "learning_curves_all",
@@ -34,6 +35,35 @@ def test_committed_notebook_is_clean_and_parameterized(path: Path):
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     assert not any(line.lstrip().startswith("def ") for c in code for line in c.source.splitlines()), \
         f"{path.name} defines functions; they belong in kneelib"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_and_its_py_twin_are_in_sync(path: Path):
+    """The py:percent twin is what people edit and review; `make sync-notebooks` updates the .ipynb."""
+    import jupytext
+
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", f"{path.name} is not paired"
+    twin = path.with_suffix(".py")
+    assert twin.exists(), f"{twin.name} missing: run make sync-notebooks"
+    text = jupytext.read(twin)
+
+    def cells(notebook):
+        return [(c.cell_type, c.source.strip(), tuple(c.metadata.get("tags", []))) for c in notebook.cells]
+
+    assert cells(text) == cells(nb), f"{path.name} and {twin.name} differ: run make sync-notebooks"
+
+
+def test_out_of_sync_pair_is_detected(tmp_path):
+    """The check above is not vacuous: a changed line in the twin makes the cells differ."""
+    import jupytext
+
+    source = NOTEBOOKS[0].with_suffix(".py").read_text()
+    edited = tmp_path / "edited.py"
+    edited.write_text(source.replace("notebook_setup(profile, data_root, overrides)",
+                                     "notebook_setup(profile, data_root, {})"))
+    nb = nbformat.read(NOTEBOOKS[0], as_version=4)
+    assert [c.source for c in jupytext.read(edited).cells] != [c.source for c in nb.cells]
 
 
 def test_parse_overrides():
@@ -90,15 +120,46 @@ def test_whole_suite_runs_at_tiny_profile(tmp_path, monkeypatch):
         spread = pd.read_csv(out / "results" / f"{name}.csv")
         assert {"table", "pair", "group", "quantity", "n_seeds", "mean", "ci95_low"} <= set(spread.columns), name
         assert (spread.n_seeds == 1).all() and spread["mean"].notna().all(), name
+    # Values, not only files: Dice in [0, 1]; distances positive and symmetric; one claims row per claim.
+    per_scan = pd.read_csv(out / "results" / "test_metrics.csv")
+    assert len(per_scan) == 9 * 2 and per_scan.dice.between(0, 1).all(), per_scan.dice.describe()
+    for name in ("distances_scratch_pairs", "distances_finetune"):
+        distances = pd.read_csv(out / "results" / f"{name}.csv").distance
+        assert (distances > 0).all() and distances.notna().all(), name
+    tissue = pd.read_csv(out / "results" / "tissue_distances.csv")
+    assert sorted(tissue.pair) == ["F-M", "F-T", "M-T"] and (tissue[["d_ab", "d_ba"]] > 0).all().all()
+    claims = pd.read_csv(out / "results" / "claims.csv")
+    assert list(claims.id) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C8b"]
+    assert claims.holds.dropna().astype(str).isin(["True", "False"]).all(), claims.holds
+
+    import torch
+
+    from kneelib.compare.distances import kernel_distances
+
+    f_net, t_net = (torch.load(out / "models" / "seed0" / f / "best.pt", weights_only=True)["best_state"]
+                    for f in ("femoral_cartilage__scratch", "tibial_cartilage__scratch"))
+    assert kernel_distances(f_net, t_net) == kernel_distances(t_net, f_net)
+
     nine = sorted(p.parent.name for p in (out / "models" / "seed0").glob("*/best.pt"))
     assert len(nine) == 9 and "meniscus__from_femoral_cartilage" in nine
     assert len(list((out / "models" / "policy").rglob("best.pt"))) == 4  # T|F pair at 34% data, + depth lr at 100%
 
     # A rerun reuses the trained networks instead of training them again.
-    from kneelib import study
-    from kneelib.profiles import get_profile
+    from kneelib.core.profiles import get_profile
+    from kneelib.data import context
+    from kneelib.nets import run
 
     profile = get_profile("tiny")
-    ctx = study.prepare_data(profile)
-    result = study.train_net(profile, ctx, study.NetSpec("meniscus", "femoral_cartilage"), progress=False)
+    ctx = context.prepare_data(profile)
+    result = run.train_net(profile, ctx, run.NetSpec("meniscus", "femoral_cartilage"), progress=False)
     assert result.reused
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number", [n[:2] for n in runner.NOTEBOOKS])
+def test_every_notebook_runs_alone_from_empty_outputs(tmp_path, monkeypatch, number):
+    """A notebook computes what it needs through kneelib (e.g. 07 trains the nets it fine-tunes from
+    and computes the tissue distances itself), so ``--only NN`` works on a fresh clone."""
+    monkeypatch.setenv(paths.OUTPUTS_ENV, str(tmp_path))
+    (executed,) = runner.reproduce("tiny", only=[number], report=False)
+    assert executed.stem.startswith(number) and executed.exists()

@@ -9,8 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
-from kneelib import phantoms
-from kneelib.manifest import file_sha256, read_manifest
+from kneelib.data import phantoms
+from kneelib.data.manifest import file_sha256, read_manifest
 
 TINY = (48, 48, 8)
 SMALL = (64, 64, 12)

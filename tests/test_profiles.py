@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from kneelib.profiles import PROFILES, get_profile
+from kneelib.core.profiles import PROFILES, get_profile
 
 
 def test_paper_profile_is_the_reference_recipe():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from kneelib.similarity import MinibatchCKA, cka_matrix, gram, hsic, linear_cka
+from kneelib.compare.similarity import cka_from_grams, cka_matrix, gram, hsic, linear_cka
 
 
 def randn(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -41,29 +41,20 @@ def test_debiased_near_zero_for_independent_features() -> None:
     assert abs(mean) < 0.05
 
 
-def test_minibatch_equals_averaged_batches() -> None:
+def test_cka_from_grams_is_the_hsic_ratio() -> None:
     x = randn(40, 24, seed=6)
     y = x[:, :12] + 0.3 * randn(40, 12, seed=7)
-    # linear_cka with batch_size=10 cuts 4 contiguous batches of 10 and averages their HSICs
-    batches = [slice(i, i + 10) for i in range(0, 40, 10)]
-    h = np.mean([[hsic(gram(x[b]), gram(y[b])), hsic(gram(x[b]), gram(x[b])), hsic(gram(y[b]), gram(y[b]))]
-                 for b in batches], axis=0)
-    expected = h[0] / math.sqrt(h[1] * h[2])
-    acc = MinibatchCKA()
-    for b in batches:
-        acc.update(x[b], y[b])
-    assert acc.compute() == pytest.approx(expected, rel=1e-12)
-    assert linear_cka(x, y, batch_size=10) == pytest.approx(expected, rel=1e-12)
-    # same quantity as the full batch, estimated differently: close, not identical
-    assert linear_cka(x, y, batch_size=10) == pytest.approx(linear_cka(x, y), abs=0.05)
+    gx, gy = gram(x), gram(y)
+    expected = hsic(gx, gy) / math.sqrt(hsic(gx, gx) * hsic(gy, gy))
+    assert cka_from_grams(gx, gy) == pytest.approx(expected, rel=1e-12)
+    assert linear_cka(x, y) == pytest.approx(expected, rel=1e-12)
+    assert 0.5 < expected < 1.0  # y shares half of x's features
 
 
 def test_small_batches_raise_and_degenerate_is_nan() -> None:
     x = randn(3, 8)
     with pytest.raises(ValueError, match="3 examples"):
         linear_cka(x, x)
-    with pytest.raises(ValueError, match="3 examples"):
-        MinibatchCKA().update(x, x)
     assert linear_cka(x, x, debiased=False) == pytest.approx(1.0)  # biased works from n = 2
     assert math.isnan(linear_cka(torch.ones(8, 5), randn(8, 5)))  # no variance: CKA undefined
     with pytest.raises(ValueError, match="same number"):
@@ -77,6 +68,3 @@ def test_cka_matrix() -> None:
     assert list(m.index) == ["enc_layer1", "enc_layer2"] and list(m.columns) == ["enc_layer1", "head"]
     assert m.loc["enc_layer1", "enc_layer1"] == pytest.approx(1.0)
     assert m.loc["enc_layer2", "head"] == pytest.approx(linear_cka(acts["enc_layer2"], other["head"]))
-    batched = cka_matrix(acts, other, batch_size=6)
-    assert batched.loc["enc_layer2", "head"] == pytest.approx(
-        linear_cka(acts["enc_layer2"], other["head"], batch_size=6))

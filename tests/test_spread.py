@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from kneelib.spread import interval95, seed_summary
+from kneelib.compare.spread import interval95, seed_summary
 
 
 def test_interval95_matches_t_table():

@@ -2,46 +2,48 @@ from __future__ import annotations
 
 import pytest
 
-from kneelib import manifest, study
+from kneelib.data import context, manifest
+from kneelib.nets import run
+from kneelib.study import nine_nets
 
 
 def test_net_names_and_folders():
-    assert [s.name for s in study.all_specs()] == ["F(s)", "T(s)", "M(s)", "T|F(s)", "M|F(s)", "F|T(s)", "M|T(s)",
+    assert [s.name for s in nine_nets.all_specs()] == ["F(s)", "T(s)", "M(s)", "T|F(s)", "M|F(s)", "F|T(s)", "M|T(s)",
                                                   "F|M(s)", "T|M(s)"]
-    spec = study.NetSpec("meniscus", "tibial_cartilage", seed=2)
+    spec = run.NetSpec("meniscus", "tibial_cartilage", seed=2)
     assert spec.folder == "seed2/meniscus__from_tibial_cartilage"
-    assert spec.base == study.NetSpec("tibial_cartilage", None, 2)
-    seeds = [s.run_seed for seed in (0, 1) for s in study.all_specs(seed)]
+    assert spec.base == run.NetSpec("tibial_cartilage", None, 2)
+    seeds = [s.run_seed for seed in (0, 1) for s in nine_nets.all_specs(seed)]
     assert len(set(seeds)) == 18  # independent He inits and shuffles for every net of every seed
 
 
 def test_finetune_config_uses_finetune_lr():
-    from kneelib.profiles import get_profile
+    from kneelib.core.profiles import get_profile
 
     p = get_profile("demo", lr=2e-3, finetune_lr=5e-4)
-    assert study.train_config(p, study.NetSpec("meniscus")).lr == 2e-3
-    cfg = study.train_config(p, study.NetSpec("meniscus", "femoral_cartilage"))
+    assert run.train_config(p, run.NetSpec("meniscus")).lr == 2e-3
+    cfg = run.train_config(p, run.NetSpec("meniscus", "femoral_cartilage"))
     assert cfg.lr == 5e-4 and cfg.base_net == "F(s)"
-    assert study.train_config(get_profile("demo", loss_reduction="sample"), study.NetSpec("meniscus")
+    assert run.train_config(get_profile("demo", loss_reduction="sample"), run.NetSpec("meniscus")
                               ).loss_reduction == "sample"
     capped = get_profile("demo", max_epochs=9, finetune_max_epochs=3)
-    assert study.train_config(capped, study.NetSpec("meniscus")).max_epochs == 9
-    assert study.train_config(capped, study.NetSpec("meniscus", "femoral_cartilage")).max_epochs == 3
+    assert run.train_config(capped, run.NetSpec("meniscus")).max_epochs == 9
+    assert run.train_config(capped, run.NetSpec("meniscus", "femoral_cartilage")).max_epochs == 3
 
 
 def test_subset_subjects_keeps_both_timepoints():
     records = manifest.split_records(manifest.iwoai_records(), "train")
-    half = study.subset_subjects(records, 0.25, seed=0)
+    half = context.subset_subjects(records, 0.25, seed=0)
     assert len({r.subject for r in half}) == 15 and len(half) == 30
-    assert study.subset_subjects(records, 0.25, seed=0) == half
-    assert study.subset_subjects(records, 0.25, seed=1) != half
-    assert len(study.subset_subjects(records, 0.001, seed=0)) == 2
+    assert context.subset_subjects(records, 0.25, seed=0) == half
+    assert context.subset_subjects(records, 0.25, seed=1) != half
+    assert len(context.subset_subjects(records, 0.001, seed=0)) == 2
     with pytest.raises(ValueError, match="fraction 0"):
-        study.subset_subjects(records, 0, seed=0)
+        context.subset_subjects(records, 0, seed=0)
 
 
 def test_missing_real_data_root_is_named(tmp_path):
-    from kneelib.profiles import get_profile
+    from kneelib.core.profiles import get_profile
 
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        study.prepare_data(get_profile("tiny"), tmp_path / "nowhere")
+        context.prepare_data(get_profile("tiny"), tmp_path / "nowhere")

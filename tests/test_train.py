@@ -1,4 +1,4 @@
-"""kneelib.train on a tiny U-Net and a learnable toy data set (bright disks on noise).
+"""kneelib.nets.train on a tiny U-Net and a learnable toy data set (bright disks on noise).
 
 Everything runs on the CPU with one thread so that runs are bitwise reproducible and the
 whole module takes a few seconds. The resume tests compare against one uninterrupted
@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from kneelib import train
-from kneelib.train import TrainConfig, TrainResult, fit
-from kneelib.unet import UNet2D, group_of
+from kneelib.nets import train
+from kneelib.nets.train import TrainConfig, TrainResult, fit
+from kneelib.nets.unet import UNet2D, group_of
 
 CPU = torch.device("cpu")
 MANIFEST = "toy-manifest-sha256"
@@ -38,7 +38,7 @@ class ToyDisks(torch.utils.data.Dataset):
     """``n`` noisy 32x32 images with one bright disk each; the mask is the disk.
 
     Exposes ``.images`` float32 (N, 1, S, S) and ``.masks`` uint8 (N, 1, S, S) like a preloaded
-    :class:`kneelib.data.SliceDataset`; ``preload=False`` makes the loop use a DataLoader instead.
+    :class:`kneelib.data.slices.SliceDataset`; ``preload=False`` makes the loop use a DataLoader instead.
     """
 
     def __init__(self, n: int, seed: int, size: int = 32, preload: bool = True) -> None:
@@ -275,7 +275,7 @@ _KILL_SCRIPT = textwrap.dedent("""
     spec = importlib.util.spec_from_file_location("toy_train_test", sys.argv[1])
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    from kneelib import train
+    from kneelib.nets import train
     real_epoch = train.train_epoch
     calls = []
 

@@ -1,4 +1,4 @@
-"""kneelib.unet: shapes, stable layer names, wiring, He initialization, batch-norm settings."""
+"""kneelib.nets.unet: shapes, stable layer names, wiring, He initialization, batch-norm settings."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from kneelib.unet import BN_EPS, BN_MOMENTUM, UNet2D, group_of, init_he, init_head_bias, layer_groups
+from kneelib.nets.unet import BN_EPS, BN_MOMENTUM, UNet2D, group_of, init_he, init_head_bias, layer_groups
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

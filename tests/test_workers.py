@@ -5,15 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kneelib import paths, study, workers
-from kneelib.profiles import get_profile
+from kneelib.core import paths
+from kneelib.core.profiles import get_profile
+from kneelib.data import context
+from kneelib.nets import run, workers
+from kneelib.study import nine_nets
 
 F, T = "femoral_cartilage", "tibial_cartilage"
-SPECS = [study.NetSpec(F), study.NetSpec(T), study.NetSpec(T, F)]
+SPECS = [run.NetSpec(F), run.NetSpec(T), run.NetSpec(T, F)]
 
 
 def test_waves_put_bases_before_fine_tuned_nets():
-    jobs = [workers.TrainJob(study.NetSpec(T, F)), workers.TrainJob(study.NetSpec(T))]
+    jobs = [workers.TrainJob(run.NetSpec(T, F)), workers.TrainJob(run.NetSpec(T))]
     first, second = workers._waves(jobs)
     assert [j.spec.name for j in first] == ["T(s)", "F(s)"]  # F(s) added: T|F(s) needs it
     assert [j.spec.name for j in second] == ["T|F(s)"]
@@ -23,13 +26,13 @@ def test_waves_put_bases_before_fine_tuned_nets():
 def test_parallel_nets_match_sequential_training_bitwise(tmp_path, monkeypatch):
     monkeypatch.setenv(paths.OUTPUTS_ENV, str(tmp_path / "parallel"))
     profile = get_profile("tiny", parallel_nets=2)
-    ctx = study.prepare_data(profile)
-    parallel = study.train_nets(profile, ctx, SPECS, progress=False)
+    ctx = context.prepare_data(profile)
+    parallel = nine_nets.train_nets(profile, ctx, SPECS, progress=False)
     assert all(r.reused for r in parallel.values())  # the parent loaded what the workers wrote
     assert len(list((tmp_path / "parallel").rglob("best.pt"))) == 3
     # Finished nets are loaded here; no worker is started for them.
     monkeypatch.setattr(workers, "_run_wave", lambda *a: pytest.fail("started workers for finished nets"))
-    assert all(r.reused for r in study.train_nets(profile, ctx, SPECS, progress=False).values())
+    assert all(r.reused for r in nine_nets.train_nets(profile, ctx, SPECS, progress=False).values())
 
     # The same nets, one after the other in this process, with the threads a worker had.
     monkeypatch.setenv(paths.OUTPUTS_ENV, str(tmp_path / "sequential"))
@@ -37,7 +40,7 @@ def test_parallel_nets_match_sequential_training_bitwise(tmp_path, monkeypatch):
     torch.set_num_threads(max(1, threads // 2))
     try:
         sequential_profile = profile.replace(parallel_nets=1)
-        sequential = study.train_nets(sequential_profile, study.prepare_data(sequential_profile), SPECS,
+        sequential = nine_nets.train_nets(sequential_profile, context.prepare_data(sequential_profile), SPECS,
                                       progress=False)
     finally:
         torch.set_num_threads(threads)
@@ -52,7 +55,7 @@ def test_parallel_nets_match_sequential_training_bitwise(tmp_path, monkeypatch):
 def test_worker_failure_names_the_net(tmp_path, monkeypatch):
     monkeypatch.setenv(paths.OUTPUTS_ENV, str(tmp_path))
     profile = get_profile("tiny", parallel_nets=2)
-    ctx = study.prepare_data(profile)
-    jobs = [workers.TrainJob(study.NetSpec(F)), workers.TrainJob(study.NetSpec(T), overrides=(("lr", float("nan")),))]
+    ctx = context.prepare_data(profile)
+    jobs = [workers.TrainJob(run.NetSpec(F)), workers.TrainJob(run.NetSpec(T), overrides=(("lr", float("nan")),))]
     with pytest.raises(RuntimeError, match=r"T\(s\).*worker.*learning rate: nan"):
         workers.train_jobs(profile, ctx, jobs, progress=False)

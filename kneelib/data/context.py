@@ -1,0 +1,128 @@
+"""Where a run's scans come from and what the nets read of them: the data context of a profile
+(real IWOAI data or generated phantoms), subject subsets, the slice datasets, and the few slices the
+analyses look at (activation maps, CKA).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kneelib.core import paths
+from kneelib.core.profiles import Profile
+from kneelib.data import iwoai, manifest
+from kneelib.data.phantoms import best_intensity_dice, make_dataset
+from kneelib.data.slices import SliceDataset, build_slice_cache, load_eval_volume
+from kneelib.names import TISSUES
+
+# Datasets up to this many bytes of slices are held in memory; larger ones are read lazily.
+PRELOAD_LIMIT_BYTES = 4 << 30
+
+
+@dataclass(frozen=True)
+class DataContext:
+    """Where a run's scans are and what they are."""
+
+    root: Path                      # data root holding train/, valid/, test/
+    records: tuple[manifest.ScanRecord, ...]
+    manifest_hash: str              # sha256 of the manifest: the data's identity in provenance
+    source: str                     # "phantom" or "real"
+    cache_dir: Path                 # slice-major caches (kneelib.data.build_slice_cache)
+
+    def split(self, name: str) -> list[manifest.ScanRecord]:
+        return manifest.split_records(list(self.records), name)
+
+
+def prepare_data(profile: Profile, data_root: str | os.PathLike | None = None) -> DataContext:
+    """Real data when ``data_root`` (or ``$KNEELIB_DATA_ROOT``) is given, else the profile's phantoms.
+
+    Real data: the manifest is ``<root>/manifest.csv`` when present, else the committed IWOAI
+    split (``data_manifest/iwoai_2019_split.csv``); every scan's files are checked (existence,
+    HDF5 layout, shapes) before anything trains. Phantoms are generated once and reused.
+    """
+    root = paths.real_data_root(data_root)
+    cache_dir = paths.profile_dir(profile.name) / "cache"
+    if root is not None:
+        if not root.is_dir():
+            raise FileNotFoundError(f"data root {root} does not exist (data_root / ${paths.DATA_ROOT_ENV})")
+        manifest_path = root / "manifest.csv" if (root / "manifest.csv").exists() else paths.IWOAI_MANIFEST
+        records = manifest.read_manifest(manifest_path)
+        iwoai.validate_dataset(records, root)
+        return DataContext(root, tuple(records), manifest.manifest_hash(records), "real", cache_dir / "real")
+    root = paths.phantom_dir(profile.name)
+    manifest_path = make_dataset(root, dict(profile.subjects), tuple(profile.volume_shape), seed=profile.data_seed)
+    records = manifest.read_manifest(manifest_path)
+    return DataContext(root, tuple(records), manifest.manifest_hash(records), "phantom", cache_dir / "phantom")
+
+
+def subset_subjects(records: list[manifest.ScanRecord], fraction: float, seed: int) -> list[manifest.ScanRecord]:
+    """The scans of a random ``fraction`` of the subjects (at least one), both timepoints kept."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"training fraction {fraction} must be in (0, 1]")
+    subjects = sorted({r.subject for r in records})
+    n = max(1, round(fraction * len(subjects)))
+    keep = set(np.random.default_rng(seed).permutation(subjects)[:n].tolist()) if n < len(subjects) else set(subjects)
+    return [r for r in records if r.subject in keep]
+
+
+@lru_cache(maxsize=8)
+def slice_dataset(ctx: DataContext, split: str, tissue: str, slice_size: int,
+                   scan_ids: tuple[str, ...] | None = None) -> SliceDataset:
+    records = [r for r in ctx.split(split) if scan_ids is None or r.scan_id in scan_ids]
+    total = sum(int(np.prod(iwoai.image_shape(ctx.root / r.image))) for r in records)
+    preload = total * 4 * (slice_size / 384) ** 2 < PRELOAD_LIMIT_BYTES
+    return SliceDataset(records, ctx.root, tissue, slice_size, ctx.cache_dir, preload=preload)
+
+
+def prepare_slice_caches(profile: Profile, ctx: DataContext) -> None:
+    """Build the slice caches of every scan at the profile's slice size (a no-op once built)."""
+    for record in ctx.records:
+        build_slice_cache(record, ctx.root, ctx.cache_dir, profile.slice_size)
+
+
+def threshold_baseline(ctx: DataContext, n_scans: int = 2) -> pd.DataFrame:
+    """Dice of the best single intensity window per tissue on the first ``n_scans`` training scans.
+
+    A low value means a segmenter must use spatial context, not just intensity.
+    """
+    rows = []
+    for r in ctx.split("train")[:n_scans]:
+        image, masks = iwoai.read_image(ctx.root / r.image), iwoai.read_tissue_masks(ctx.root / r.seg)
+        rows += [{"scan_id": r.scan_id, "tissue": t, "best_window_dice": best_intensity_dice(image, m)}
+                 for t, m in masks.items()]
+    return pd.DataFrame(rows)
+
+
+def activation_inputs(profile: Profile, ctx: DataContext, n_slices: int) -> tuple[torch.Tensor, dict, list[str]]:
+    """Test slices for the activation maps: from the first test scan, ``n_slices`` slices spread
+    evenly over those that contain all three tissues (or any tissue, if too few do).
+
+    Returns: images (N, 1, S, S) z-scored; truth masks tissue -> bool (N, S, S) at the network's
+    resolution; labels ``"<scan_id> slice <k>"``.
+    """
+    record = ctx.split("test")[0]
+    images, _ = load_eval_volume(record, ctx.root, profile.slice_size, ctx.cache_dir)
+    masks = {t: SliceDataset([record], ctx.root, t, profile.slice_size, ctx.cache_dir, preload=True).masks[:, 0]
+             for t in TISSUES}  # (D, S, S) each
+    present = torch.stack([m.flatten(1).any(1) for m in masks.values()])  # (3, D)
+    candidates = torch.nonzero(present.all(0)).flatten()
+    if len(candidates) < n_slices:
+        candidates = torch.nonzero(present.any(0)).flatten()
+    pick = candidates[np.linspace(0, len(candidates) - 1, n_slices).round().astype(int)].unique()
+    truth = {t: m[pick].bool().numpy() for t, m in masks.items()}
+    return images[pick], truth, [f"{record.scan_id} slice {int(k)}" for k in pick]
+
+
+def cka_images(profile: Profile, ctx: DataContext, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` test slices (N, 1, S, S), drawn without replacement with a fixed seed, for CKA."""
+    if n < 4:
+        raise ValueError(f"debiased CKA needs at least 4 examples, got cka_slices={n}")
+    ds = SliceDataset(ctx.split("test"), ctx.root, TISSUES[0], profile.slice_size, ctx.cache_dir)
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return torch.stack([ds[int(i)][0] for i in idx])

@@ -1,0 +1,82 @@
+"""One network: its spec (tissue, base, seed), its recipe from the profile, and training or reusing it.
+
+Net names follow the paper: ``F(s)``, ``T(s)``, ``M(s)`` are the scratch nets for femoral
+cartilage, tibial cartilage and meniscus; ``T|F(s)`` is the tibial-cartilage net fine-tuned
+from ``F(s)``. Each net of each seed lives in ``outputs/<profile>/models/seed<k>/<folder>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from kneelib.core import paths
+from kneelib.core.profiles import Profile
+from kneelib.data.context import DataContext, slice_dataset
+from kneelib.names import TISSUES, net_name
+from kneelib.nets.train import TrainConfig, TrainResult, fit
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """One network: its tissue, the tissue of the scratch net it was fine-tuned from, its seed."""
+
+    tissue: str
+    base_tissue: str | None = None
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        return net_name(self.tissue, self.base_tissue)
+
+    @property
+    def folder(self) -> str:
+        kind = "scratch" if self.base_tissue is None else f"from_{self.base_tissue}"
+        return f"seed{self.seed}/{self.tissue}__{kind}"
+
+    @property
+    def run_seed(self) -> int:
+        """The seed of this net's He init and shuffling: distinct for every net of a seed, so the three
+        scratch nets start from independent draws (the paper's scratch-to-scratch distance, 6.45e-2, is the
+        size expected between independent He inits, docs/reference.md)."""
+        tissues = list(TISSUES)
+        base = 0 if self.base_tissue is None else 1 + tissues.index(self.base_tissue)
+        return 1000 * self.seed + 10 * tissues.index(self.tissue) + base
+
+    @property
+    def base(self) -> NetSpec | None:
+        return None if self.base_tissue is None else NetSpec(self.base_tissue, None, self.seed)
+
+
+def train_config(profile: Profile, spec: NetSpec, **overrides) -> TrainConfig:
+    """The profile's recipe for one net (fine-tuned nets use ``finetune_lr``)."""
+    p = profile
+    cfg = TrainConfig(
+        tissue=spec.tissue, base_net=None if spec.base is None else spec.base.name, depth=p.depth,
+        base_filters=p.base_filters, slice_size=p.slice_size, batch_size=p.batch_size,
+        max_epochs=p.max_epochs if spec.base is None or p.finetune_max_epochs is None else p.finetune_max_epochs,
+        patience=p.patience, min_delta=p.min_delta, lr=p.lr if spec.base is None else p.finetune_lr,
+        lr_decay=p.lr_decay, lr_decay_every=p.lr_decay_every, lr_floor=p.lr_floor,
+        steps_per_epoch=p.steps_per_epoch, seed=spec.run_seed, precision=p.precision,
+        loss_reduction=p.loss_reduction, head_bias=p.head_bias)
+    return dataclasses.replace(cfg, **overrides)
+
+
+def train_net(profile: Profile, ctx: DataContext, spec: NetSpec, force: bool = False, progress: bool = True,
+              run_dir: Path | None = None, train_scans: tuple[str, ...] | None = None, reuse_only: bool = False,
+              **overrides) -> TrainResult | None:
+    """Train (or reuse) one net. A fine-tuned net first makes sure its base scratch net exists.
+    ``reuse_only``: return the finished net or None (nothing is trained)."""
+    base_state = None
+    if spec.base is not None:
+        base = train_net(profile, ctx, spec.base, progress=progress, reuse_only=reuse_only)
+        if base is None:
+            return None
+        base_state = base.state
+    cfg = train_config(profile, spec, **overrides)
+    train_ds = slice_dataset(ctx, "train", spec.tissue, profile.slice_size, train_scans)
+    val_ds = slice_dataset(ctx, "valid", spec.tissue, profile.slice_size)
+    run_dir = run_dir or paths.models_dir(profile.name) / spec.folder
+    return fit(cfg, train_ds, val_ds, run_dir, ctx.manifest_hash, base_state=base_state, force=force,
+               num_workers=profile.num_workers, progress=progress, reuse_only=reuse_only)

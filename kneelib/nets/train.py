@@ -1,0 +1,387 @@
+"""Training one network: soft-Dice loss, Adam, step decay, early stopping, resumable checkpoints.
+
+The loop (``fit``) is a screenful of small verb-named helpers. A run writes two files in its
+folder, both atomically:
+
+- ``last.pt``: everything needed to resume (weights, optimizer, scheduler, epoch, history,
+  best weights so far, early-stopping counter); rewritten after every epoch.
+- ``best.pt``: the result, the weights with the lowest validation loss, plus history and
+  provenance; ``finished`` is true once early stopping or ``max_epochs`` ended the run.
+
+A run killed at any moment resumes from ``last.pt`` and ends with the same best weights as an
+uninterrupted run, because each epoch's shuffle is drawn from (seed, epoch) alone. A finished
+run is reused when its key (config, data-manifest hash, code fingerprint, base weights) is
+unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from kneelib.core.atomic import save_torch
+from kneelib.core.paths import REPO_ROOT
+from kneelib.core.provenance import provenance
+from kneelib.nets.losses import dice_sums, soft_dice_loss
+from kneelib.nets.unet import UNet2D, init_head_bias
+
+# Source files whose change invalidates trained networks.
+_CODE_FILES = ("kneelib/nets/unet.py", "kneelib/nets/train.py", "kneelib/nets/losses.py", "kneelib/data/iwoai.py",
+               "kneelib/data/slices.py")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    tissue: str                    # one of kneelib.names.TISSUES
+    base_net: str | None = None    # name of the net fine-tuned from (None: from scratch, He init)
+    depth: int = 6                 # U-Net levels (facts.md section 2)
+    base_filters: int = 32
+    slice_size: int = 384          # in-plane size of the training slices (pixels)
+    batch_size: int = 24
+    max_epochs: int = 100
+    patience: int = 8              # early stopping on validation soft-Dice loss
+    min_delta: float = 1e-5
+    lr: float = 1e-3
+    lr_decay: float = 0.9          # lr = lr0 * lr_decay ** floor((1 + epoch) / lr_decay_every)
+    lr_decay_every: int = 2
+    lr_floor: float = 1e-8
+    depth_lr_decay: float = 1.0    # level i trains at lr * depth_lr_decay ** (i - 1); 1.0: uniform
+    steps_per_epoch: int | None = None  # None: every training slice once per epoch
+    train_fraction: float = 1.0    # fraction of training subjects used (set by the caller's data)
+    seed: int = 0                  # He init (scratch) and shuffling
+    precision: str = "auto"        # auto | bf16 | fp16 | fp32
+    loss_reduction: str = "batch"  # soft Dice over the batch; "sample" is per slice (see losses.py)
+    head_bias: float = 0.0         # initial output prior (logit): scratch nets' head bias; fine-tuned nets'
+    #                                mean predicted probability (calibrate_head_bias); 0: off, the reference
+
+
+@dataclass
+class TrainResult:
+    state: dict[str, torch.Tensor]  # best weights (CPU)
+    history: list[dict[str, float]]  # one row per epoch: epoch, train_loss, val_loss, lr, seconds
+    best_epoch: int
+    best_val_loss: float
+    run_dir: Path
+    reused: bool
+    meta: dict[str, Any]
+
+
+# ---------------------------------------------------------------- devices and precision
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (None: plain fp32)."""
+    if precision == "fp32":
+        return None
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # bf16 pays off only on CPUs with native bf16 dot products (AVX-512 BF16 / AMX).
+        return torch.bfloat16 if _cpu_has_bf16() else None
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# ---------------------------------------------------------------- optimizer and schedule
+
+def level_index(param_name: str) -> int:
+    """Depth index of a parameter's level: enc_layer{i} and dec_layer{i} -> i, head -> 1."""
+    group = param_name.split(".", 1)[0]
+    digits = "".join(c for c in group if c.isdigit())
+    return int(digits) if digits else 1
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam(beta1 0.99, beta2 0.995, eps 1e-8); one parameter group per depth level.
+
+    The fused implementation (one kernel over all tensors of a group) is 6-20% faster per training
+    step than the default per-tensor loop on the 2-core demo machine (benchmarks/train_step.py).
+    """
+    by_level: dict[int, list[torch.nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        by_level.setdefault(level_index(name), []).append(p)
+    groups = [{"params": ps, "lr": cfg.lr * cfg.depth_lr_decay ** (i - 1), "level": i}
+              for i, ps in sorted(by_level.items())]
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in model.parameters())
+    return torch.optim.Adam(groups, lr=cfg.lr, betas=(0.99, 0.995), eps=1e-8, fused=fused)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """Step decay per epoch (reference: x0.9 every 2 epochs); every group floored at ``lr_floor``."""
+
+    def schedule(initial_lr: float):
+        return lambda epoch: max(cfg.lr_decay ** math.floor((1 + epoch) / cfg.lr_decay_every),
+                                 cfg.lr_floor / initial_lr)
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, [schedule(g["lr"]) for g in opt.param_groups])
+
+
+# ---------------------------------------------------------------- batches
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffle of epoch ``epoch``: drawn from (seed, epoch) alone, so resuming repeats it."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
+def iterate_batches(ds: Dataset, order: torch.Tensor, batch_size: int,
+                    num_workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (image (B,1,S,S), mask (B,1,S,S)) batches in ``order``.
+
+    Preloaded datasets are indexed directly (no collation cost); lazy ones go through a
+    DataLoader whose workers open their own HDF5 handles.
+    """
+    if getattr(ds, "preload", False):
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            yield ds.images[idx], ds.masks[idx].float()
+        return
+    loader = DataLoader(ds, batch_size=batch_size, sampler=order.tolist(), num_workers=num_workers,
+                        pin_memory=torch.cuda.is_available(), persistent_workers=False)
+    yield from loader
+
+
+# ---------------------------------------------------------------- one epoch
+
+def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, batches, device: torch.device,
+                dtype: torch.dtype | None, scaler: torch.amp.GradScaler | None, bar=None,
+                loss_reduction: str = "batch") -> float:
+    """One pass of optimizer steps; returns the mean training loss. NaN/inf stops training."""
+    model.train()
+    total, count = 0.0, 0
+    for x, y in batches:
+        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        y = y.to(device, non_blocking=True)
+        with autocast(device, dtype):
+            loss = soft_dice_loss(model(x), y, reduction=loss_reduction)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss.item()} at step {count}; "
+                                     "lower the learning rate or check the data")
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        total, count = total + loss.item() * len(x), count + len(x)
+        if bar is not None:
+            bar.update(len(x))
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def validation_loss(model: torch.nn.Module, ds: Dataset, batch_size: int, device: torch.device,
+                    dtype: torch.dtype | None, loss_reduction: str = "batch") -> float:
+    """Soft-Dice loss over ``ds`` in eval mode (batch-norm running statistics).
+
+    ``"batch"``: one soft Dice over every pixel of the set, so the value does not depend on how
+    the set is cut into batches; ``"sample"``: the mean of per-slice losses.
+    """
+    model.eval()
+    sums, total, count = torch.zeros(3, dtype=torch.float64), 0.0, 0
+    for x, y in iterate_batches(ds, torch.arange(len(ds)), batch_size):
+        x = x.to(device).contiguous(memory_format=torch.channels_last)
+        with autocast(device, dtype):
+            logits = model(x)
+        y = y.to(device)
+        if loss_reduction == "sample":
+            total, count = total + soft_dice_loss(logits, y, reduction="sample").item() * len(x), count + len(x)
+        else:
+            sums += dice_sums(logits, y).double().cpu()
+    if loss_reduction == "sample":
+        return total / max(count, 1)
+    inter, p, y_sum = sums.tolist()
+    return 1 - (2 * inter + 1.0) / (p + y_sum + 1.0)
+
+
+# ---------------------------------------------------------------- keys and checkpoints
+
+def code_fingerprint() -> str:
+    h = hashlib.sha256()
+    for rel in _CODE_FILES:
+        path = REPO_ROOT / rel
+        h.update(rel.encode() + (path.read_bytes() if path.exists() else b""))
+    return h.hexdigest()[:16]
+
+
+def state_hash(state: dict[str, torch.Tensor] | None) -> str | None:
+    if state is None:
+        return None
+    h = hashlib.sha256()
+    for k in sorted(state):
+        h.update(k.encode() + state[k].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def run_key(cfg: TrainConfig, manifest_hash: str, base_state: dict | None) -> str:
+    payload = {"config": dataclasses.asdict(cfg), "data": manifest_hash, "code": code_fingerprint(),
+               "base": state_hash(base_state)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _result(payload: dict[str, Any], run_dir: Path, reused: bool) -> TrainResult:
+    return TrainResult(payload["best_state"], payload["history"], payload["best_epoch"],
+                       payload["best_val_loss"], run_dir, reused, json.loads(payload["meta"]))
+
+
+@torch.no_grad()
+def calibrate_head_bias(model: UNet2D, images: torch.Tensor, logit: float) -> float:
+    """Shift the head's bias so that the mean predicted probability over ``images`` is sigmoid(``logit``).
+
+    For a fine-tuned net: the base net is confidently negative on the new tissue (on the demo, logits
+    of -10 to -12 there), where soft Dice has almost no gradient, and some fine-tuned nets stayed stuck
+    predicting nothing. Re-estimating only the output prior for the new task restores the gradient;
+    every weight (and so every weight distance) is still the base net's.
+
+    Args:
+        model: the net, modified in place (eval-mode forward, batch-norm running statistics).
+        images: (N, 1, S, S) training slices.
+        logit: the target mean probability, as a logit (``TrainConfig.head_bias``).
+
+    Returns: the shift added to ``head.bias``.
+    """
+    was_training = model.training
+    model.eval()
+    z = model(images.contiguous(memory_format=torch.channels_last)).double().flatten()
+    target = 1 / (1 + math.exp(-logit))
+    lo, hi = -100.0, 100.0
+    for _ in range(80):  # mean sigmoid(z + b) increases with b: bisection
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if torch.sigmoid(z + mid).mean().item() < target else (lo, mid)
+    shift = (lo + hi) / 2
+    model.head.bias += shift
+    model.train(was_training)
+    return shift
+
+
+def calibration_images(ds: Dataset, n: int = 64) -> torch.Tensor:
+    """The first ``n`` training slices (fixed, so a rerun calibrates identically)."""
+    return torch.cat([x for x, _ in iterate_batches(ds, torch.arange(min(n, len(ds))), n)])
+
+
+def build_model(cfg: TrainConfig, base_state: dict[str, torch.Tensor] | None) -> UNet2D:
+    model = UNet2D(cfg.depth, cfg.base_filters, seed=cfg.seed)
+    if base_state is not None:
+        model.load_state_dict(base_state)
+    elif cfg.head_bias:
+        init_head_bias(model, cfg.head_bias)
+    return model
+
+
+# ---------------------------------------------------------------- the loop
+
+def fit(cfg: TrainConfig, train_ds: Dataset, val_ds: Dataset, run_dir: str | Path, manifest_hash: str,
+        base_state: dict[str, torch.Tensor] | None = None, force: bool = False,
+        device: torch.device | None = None, num_workers: int = 0, progress: bool = True,
+        stop_after_epochs: int | None = None, reuse_only: bool = False) -> TrainResult | None:
+    """Train one network (from He init, or from ``base_state`` when fine-tuning) and return its
+    best weights. Reuses a finished run with the same key unless ``force``; resumes an
+    unfinished one. ``stop_after_epochs`` ends this call early (the run stays resumable); tests
+    use it to simulate a kill. ``reuse_only`` returns the finished run or None, never trains.
+    """
+    run_dir = Path(run_dir)
+    device = device or default_device()
+    key = run_key(cfg, manifest_hash, base_state)
+    best_path, last_path = run_dir / "best.pt", run_dir / "last.pt"
+    if not force and best_path.exists():
+        best = load_checkpoint(best_path)
+        if best.get("key") == key and best.get("finished"):
+            return _result(best, run_dir, reused=True)
+    if reuse_only:
+        return None
+    state = load_checkpoint(last_path) if (not force and last_path.exists()) else None
+    if state is not None and state.get("key") != key:
+        state = None  # inputs changed: start over
+
+    model = build_model(cfg, base_state).to(device).to(memory_format=torch.channels_last)
+    if base_state is not None and cfg.head_bias and state is None:
+        calibrate_head_bias(model, calibration_images(train_ds).to(device), cfg.head_bias)
+    opt = make_optimizer(model, cfg)
+    sched = make_scheduler(opt, cfg)
+    dtype = autocast_dtype(cfg.precision, device)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 and device.type == "cuda" else None
+    meta = provenance(cfg, manifest_hash, cfg.seed) | {"key": key, "device": str(device),
+                                                       "autocast": str(dtype)}
+    epoch, history, best_state, best_val, best_epoch, bad_epochs = 0, [], None, math.inf, -1, 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        epoch, history, bad_epochs = state["epoch"], state["history"], state["bad_epochs"]
+        best_state, best_val, best_epoch = state["best_state"], state["best_val_loss"], state["best_epoch"]
+
+    n_train = len(train_ds)
+    steps = n_train if cfg.steps_per_epoch is None else min(n_train, cfg.steps_per_epoch * cfg.batch_size)
+    epochs_this_call = 0
+    while epoch < cfg.max_epochs and bad_epochs < cfg.patience:
+        if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
+            return _result({"best_state": best_state, "history": history, "best_epoch": best_epoch,
+                            "best_val_loss": best_val, "meta": json.dumps(meta)}, run_dir, reused=False)
+        lr = opt.param_groups[0]["lr"]
+        order = epoch_order(n_train, cfg.seed, epoch)[:steps]
+        with tqdm(total=len(order), desc=f"{run_dir.name} epoch {epoch + 1}/{cfg.max_epochs}",
+                  unit="slice", disable=not progress, leave=False, mininterval=2.0) as bar:
+            start = time.perf_counter()
+            batches = iterate_batches(train_ds, order, cfg.batch_size, num_workers)
+            train_loss = train_epoch(model, opt, batches, device, dtype, scaler, bar, cfg.loss_reduction)
+            val_loss = validation_loss(model, val_ds, cfg.batch_size * 2, device, dtype, cfg.loss_reduction)
+        if not math.isfinite(val_loss):
+            raise FloatingPointError(f"{run_dir.name}: validation loss is {val_loss} at epoch {epoch + 1}")
+        sched.step()
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
+                        "seconds": time.perf_counter() - start})
+        if val_loss < best_val - cfg.min_delta:
+            best_state, best_val, best_epoch, bad_epochs = _cpu_state(model), val_loss, epoch + 1, 0
+        else:
+            bad_epochs += 1
+        epoch += 1
+        epochs_this_call += 1
+        if progress:
+            tqdm.write(f"{run_dir.name}: epoch {epoch} train {train_loss:.4f} val {val_loss:.4f} "
+                       f"lr {lr:.2e}{' *' if best_epoch == epoch else ''}")
+        save_torch(last_path, {"key": key, "model": _cpu_state(model), "optimizer": opt.state_dict(),
+                               "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
+                               "bad_epochs": bad_epochs, "best_state": best_state,
+                               "best_val_loss": best_val, "best_epoch": best_epoch, "meta": json.dumps(meta)})
+
+    payload = {"key": key, "finished": True, "best_state": best_state, "history": history,
+               "best_epoch": best_epoch, "best_val_loss": best_val, "meta": json.dumps(meta)}
+    save_torch(best_path, payload)
+    return _result(payload, run_dir, reused=False)

@@ -1,0 +1,342 @@
+"""The paper's claims C1-C8 and C8b (docs/reference.md, "The claims"), tested on this run's result tables.
+
+Each claim becomes a number per seed, its *margin*: positive when the claim holds for that
+seed. ``claims_table`` reports the paper's value, this run's value (first seed, or the mean),
+the criterion, whether it holds, and across seeds the margin's mean, sd and 95% t-interval;
+"holds across seeds" requires the whole interval above 0. Nothing here is typed in: every
+value is computed from the CSV tables the notebooks write.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from kneelib.compare.spread import interval95
+from kneelib.core import paths
+from kneelib.core.atomic import write_text
+from kneelib.core.results import load_json, save_table
+from kneelib.names import PAPER_FT_DIRECTIONS, PAPER_HEADLINE, PAPER_TISSUE_DISTANCES, tissue_of
+
+# Tolerance for "near-equal" tissue distances (C4): coefficient of variation of the three.
+NEAR_EQUAL_CV = 0.10
+
+
+@dataclass
+class ClaimResult:
+    value: str      # this run's value, human-readable
+    margin: float   # > 0: the claim holds
+
+
+def _group_means(df: pd.DataFrame) -> pd.Series:
+    return df[df.group != "network"].groupby("group", sort=False).distance.mean()
+
+
+def c1_latent_smallest(scratch_pairs: pd.DataFrame, latent: str) -> ClaimResult:
+    """C1: among scratch-vs-scratch distances per group, the latent level is the smallest."""
+    means = _group_means(scratch_pairs)
+    others = means.drop(latent)
+    enc = means[[g for g in means.index if g.startswith("enc_layer")]]
+    rho = stats.spearmanr(range(len(enc)), enc.values).statistic if len(enc) > 2 else float("nan")
+    return ClaimResult(f"smallest: {means.idxmin()} ({means.min():.3g}); {latent} {means[latent]:.3g}; "
+                       f"Spearman(enc depth, d) {rho:.2f}", (others.min() - means[latent]) / means[latent])
+
+
+def c2_dec1_largest(finetune: pd.DataFrame) -> ClaimResult:
+    """C2: among scratch-vs-its-fine-tuned distances per group, dec_layer1 is the largest."""
+    means = _group_means(finetune)
+    others = means.drop("dec_layer1")
+    # The paper names only encoder and decoder levels; say where dec_layer1 ranks without the 1x1 head too.
+    levels = means.drop("head", errors="ignore")
+    return ClaimResult(f"largest: {means.idxmax()} ({means.max():.3g}); dec_layer1 {means['dec_layer1']:.3g}; "
+                       f"largest without the head: {levels.idxmax()}",
+                       (means["dec_layer1"] - others.max()) / means["dec_layer1"])
+
+
+def c3_closer_to_base(headline: dict) -> ClaimResult:
+    """C3: a fine-tuned net is closer to its base than to the scratch net of its own tissue."""
+    to_base, to_own = headline["to_base"], headline["to_own_scratch"]
+    return ClaimResult(f"{to_base:.3g} vs {to_own:.3g}", (to_own - to_base) / to_base)
+
+
+def c4_near_equal(tissue: pd.DataFrame) -> ClaimResult:
+    """C4: the three tissue distances are near-equal (coefficient of variation < NEAR_EQUAL_CV)."""
+    d = tissue.set_index("pair").tissue_distance
+    cv = d.std(ddof=1) / d.mean()
+    text = ", ".join(f"{p} {v:.3g}" for p, v in d.items())
+    return ClaimResult(f"{text} (CV {cv:.1%})", NEAR_EQUAL_CV - cv)
+
+
+def c5_ft_asymmetric(tissue: pd.DataFrame) -> ClaimResult:
+    """C5: the F-T pair is the most asymmetric, with d(F(s), T|F(s)) > d(T(s), F|T(s))."""
+    t = tissue.set_index("pair")
+    ft, others = t.loc["F-T"], t.drop("F-T").asymmetry
+    direction = 1.0 if ft.d_ab > ft.d_ba else -1.0
+    margin = min(ft.asymmetry - others.max(), direction * ft.asymmetry)
+    return ClaimResult(f"d(F(s),T|F(s)) {ft.d_ab:.3g}, d(T(s),F|T(s)) {ft.d_ba:.3g}; asymmetry F-T "
+                       f"{ft.asymmetry:.2f}, " + ", ".join(f"{p} {a:.2f}" for p, a in others.items()), margin)
+
+
+def c6_finetune_performance(per_scan: pd.DataFrame) -> ClaimResult:
+    """C6: fine-tuned T and M nets score worse than scratch; fine-tuned F nets closest to scratch F."""
+    dice = per_scan.groupby(["net"]).dice.mean()
+    delta = {}
+    for code in "FTM":
+        tuned = [n for n in dice.index if n.startswith(f"{code}|")]
+        delta[code] = float(dice[tuned].mean() - dice[f"{code}(s)"])
+    margin = min(-delta["T"], -delta["M"], abs(delta["T"]) - abs(delta["F"]), abs(delta["M"]) - abs(delta["F"]))
+    return ClaimResult("Dice fine-tuned minus scratch: " + ", ".join(f"{c} {v:+.4f}" for c, v in delta.items()),
+                       margin)
+
+
+def with_tissue_pair(overlap: pd.DataFrame) -> pd.DataFrame:
+    """Add ``tissues``: the (sorted) tissue codes of a net pair, e.g. ``"F-T"`` for T|M(s) vs F(s)."""
+    return overlap.assign(tissues=["-".join(sorted((tissue_of(a), tissue_of(b))))
+                                   for a, b in zip(overlap.net_a, overlap.net_b)])
+
+
+def c7_shared_activations(overlap: pd.DataFrame) -> ClaimResult:
+    """C7: F nets' activation regions overlap both T and M nets' more than T and M nets' overlap each other."""
+    means = with_tissue_pair(overlap).groupby("tissues").value.mean()
+    ft, fm, mt = means.get("F-T", np.nan), means.get("F-M", np.nan), means.get("M-T", np.nan)
+    return ClaimResult(f"mean map correlation F-T {ft:.3f}, F-M {fm:.3f}, M-T {mt:.3f}", min(ft, fm) - mt)
+
+
+def c8_policy(policy: pd.DataFrame) -> ClaimResult:
+    """C8: with limited data (fractions < 1), fine-tuning with depth-dependent learning rates beats
+    training from scratch (mean paired Dice difference > 0)."""
+    limited = policy[policy.fraction < 1]
+    scratch = limited[limited.strategy == "scratch"].set_index(["target", "fraction", "seed"]).dice
+    tuned = limited[limited.strategy == "finetune_depth_lr"]
+    gain = tuned.dice.values - scratch.loc[list(zip(tuned.target, tuned.fraction, tuned.seed))].values
+    plain = limited[limited.strategy == "finetune"]
+    plain_gain = plain.dice.values - scratch.loc[list(zip(plain.target, plain.fraction, plain.seed))].values
+    return ClaimResult(f"Dice gain over scratch with < 100% data: depth-lr fine-tune {gain.mean():+.4f}, "
+                       f"plain fine-tune {plain_gain.mean():+.4f}", float(gain.mean()))
+
+
+def c8_closer_source(policy: pd.DataFrame, tissue: pd.DataFrame) -> ClaimResult:
+    """C8, second part: for a target fine-tuned from two source tissues, the source with the shorter tissue
+    distance gives the higher test Dice (depth-lr fine-tuning, fractions < 1). Margin: mean over such
+    targets of Dice(closer source) - Dice(farther source); nan when no target has two sources."""
+    limited = policy[policy.fraction < 1] if (policy.fraction < 1).any() else policy
+    dice = limited[limited.strategy == "finetune_depth_lr"].groupby(["target", "source"]).dice.mean()
+    distance = {frozenset(p.split("-")): d for p, d in tissue.groupby("pair").tissue_distance.mean().items()}
+    gaps, parts = [], []
+    for target, by_source in dice.groupby(level="target"):
+        if len(by_source) != 2:
+            continue
+        dist = {src: distance[frozenset((target, src))] for _, src in by_source.index}
+        closer, farther = sorted(dist, key=dist.get)
+        gaps.append(by_source[(target, closer)] - by_source[(target, farther)])
+        parts.append(f"{target}: closer source {closer} (d {dist[closer]:.3g}) Dice {by_source[(target, closer)]:.3f}"
+                     f" vs {farther} (d {dist[farther]:.3g}) {by_source[(target, farther)]:.3f}")
+    if not gaps:
+        return ClaimResult("not answerable: no target is fine-tuned from two sources in policy_pairs", math.nan)
+    return ClaimResult("; ".join(parts), float(np.mean(gaps)))
+
+
+def _c1_ratio(null_ratio: pd.DataFrame, latent: str) -> ClaimResult:
+    means = null_ratio[null_ratio.group != "network"].groupby("group").ratio.mean()
+    return ClaimResult(f"smallest distance/null: {means.idxmin()} ({means.min():.3g}); {latent} {means[latent]:.3g}",
+                       (means.drop(latent).min() - means[latent]) / means[latent])
+
+
+def _c1_aligned(aligned: pd.DataFrame, latent: str) -> ClaimResult:
+    return c1_latent_smallest(aligned.rename(columns={"aligned": "distance"}), latent)
+
+
+def _cka_means(cka: pd.DataFrame, comparison: str) -> pd.Series:
+    return cka[cka.comparison == comparison].groupby("group").cka.mean()
+
+
+def _c1_cka(cka: pd.DataFrame, latent: str) -> ClaimResult:
+    means = _cka_means(cka, "scratch_pairs")
+    return ClaimResult(f"most similar (CKA): {means.idxmax()} ({means.max():.3f}); {latent} {means[latent]:.3f}",
+                       means[latent] - means.drop(latent).max())
+
+
+def _c2_cka(cka: pd.DataFrame) -> ClaimResult:
+    means = _cka_means(cka, "finetune")
+    return ClaimResult(f"least similar (CKA): {means.idxmin()} ({means.min():.3f}); dec_layer1 "
+                       f"{means['dec_layer1']:.3f}", means.drop("dec_layer1").min() - means["dec_layer1"])
+
+
+def _c3_cka(cka: pd.DataFrame) -> ClaimResult:
+    to_base, to_own = _cka_means(cka, "finetune").mean(), _cka_means(cka, "own_scratch").mean()
+    return ClaimResult(f"mean CKA to base {to_base:.3f} vs to own-tissue scratch {to_own:.3f}", to_base - to_own)
+
+
+# Controls (issue: do the conclusions survive?): claim id -> control -> (tables needed, test).
+CONTROLS: dict[str, dict[str, tuple[tuple[str, ...], Callable[..., ClaimResult]]]] = {
+    "C1": {"against_null": (("null_ratio",), _c1_ratio), "after_alignment": (("aligned",), _c1_aligned),
+           "by_cka": (("cka",), _c1_cka)},
+    "C2": {"by_cka": (("cka",), _c2_cka)},
+    "C3": {"by_cka": (("cka",), _c3_cka)},
+}
+
+
+def _sci(x: float) -> str:
+    """8.17e-3 as the paper writes it."""
+    mantissa, exponent = f"{x:.2e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    statement: str
+    paper: str
+    criterion: str
+    test: Callable[..., ClaimResult]
+    needs: tuple[str, ...]  # result tables the test takes, in order
+
+
+def claims(latent: str) -> list[Claim]:
+    return [
+        Claim("C1", f"Scratch-vs-scratch distances are larger in shallow layers; the latent level {latent} "
+              "has the smallest", "qualitative (Fig. 3a)", f"{latent} has the smallest mean distance",
+              lambda t: c1_latent_smallest(t, latent), ("scratch_pairs",)),
+        Claim("C2", "Scratch-vs-its-fine-tuned distances are largest in dec_layer1", "qualitative (Fig. 3b)",
+              "dec_layer1 has the largest mean distance", c2_dec1_largest, ("finetune",)),
+        Claim("C3", "A fine-tuned net is closer to its base than to the scratch net of its own tissue",
+              f"{_sci(PAPER_HEADLINE['to_base'])} vs {_sci(PAPER_HEADLINE['to_own_scratch'])}",
+              "mean d(B|A(s), A(s)) < mean d(B|A(s), B(s))", c3_closer_to_base, ("headline",)),
+        Claim("C4", "Average tissue distances are near-equal",
+              ", ".join(f"{pair} {_sci(d)}" for pair, d in PAPER_TISSUE_DISTANCES.items()),
+              f"CV of the three tissue distances < {NEAR_EQUAL_CV:.0%}", c4_near_equal, ("tissue",)),
+        Claim("C5", "F-T distances are asymmetric; M-F and M-T more symmetric",
+              ", ".join(f"{name} {_sci(d)}" for name, d in PAPER_FT_DIRECTIONS.items()),
+              "F-T has the largest asymmetry, and d(F(s),T|F(s)) > d(T(s),F|T(s))", c5_ft_asymmetric, ("tissue",)),
+        Claim("C6", "Fine-tuned T and M nets score worse than scratch; fine-tuned F about as well",
+              "qualitative (Fig. 2)", "mean Dice of fine-tuned T and M < scratch, and |delta F| smallest",
+              c6_finetune_performance, ("per_scan",)),
+        Claim("C7", "F nets share activation regions with both T and M nets", "qualitative (Fig. 5)",
+              "F-T and F-M map correlation > M-T map correlation", c7_shared_activations, ("overlap",)),
+        Claim("C8", "Proposed: fine-tuning between tissues with depth-dependent learning rates needs less data",
+              "proposal, untested", "mean test-Dice gain of depth-lr fine-tuning over scratch at < 100% data > 0",
+              c8_policy, ("policy",)),
+        Claim("C8b", "Proposed: the source tissue with the shorter tissue distance is the better one to fine-tune "
+              "from", "proposal, untested", "depth-lr fine-tuning from the closer source gives the higher mean "
+              "test Dice at < 100% data", c8_closer_source, ("policy", "tissue")),
+    ]
+
+
+def _by_seed(table, seed: int):
+    if isinstance(table, pd.DataFrame) and "seed" in table:
+        return table[table.seed == seed]
+    if isinstance(table, dict) and "by_seed" in table:
+        return table["by_seed"][str(seed)]
+    return table
+
+
+def _evaluate(test: Callable[..., ClaimResult], needs: tuple[str, ...], tables: dict, seeds: list[int],
+              bind: Callable[[Callable], Callable]) -> list[ClaimResult]:
+    return [bind(test)(*[_by_seed(tables[n], s) for n in needs]) for s in seeds]
+
+
+def _control_verdict(results: list[ClaimResult]) -> str:
+    margins = [r.margin for r in results]
+    _, _, lo, _ = interval95(margins)
+    across = "" if math.isnan(lo) else f"; across seeds {'yes' if lo > 0 else 'no'}"
+    held = f"{sum(m > 0 for m in margins)}/{len(margins)}"
+    return f"{'yes' if margins[0] > 0 else 'no'} ({results[0].value}; {held}{across})"
+
+
+def claims_table(tables: dict, seeds: list[int], latent: str) -> pd.DataFrame:
+    """Evaluate every claim whose tables are present; one row per claim.
+
+    ``tables`` maps names (scratch_pairs, finetune, headline, tissue, per_scan, overlap) to
+    DataFrames with a ``seed`` column (or, for headline, ``{"by_seed": {seed: dict}}``).
+    """
+    rows = []
+    for claim in claims(latent):
+        row = {"id": claim.id, "claim": claim.statement, "paper": claim.paper, "criterion": claim.criterion}
+        if not all(name in tables for name in claim.needs):
+            rows.append(row | {"this_run": "not computed yet", "holds": None})
+            continue
+        results = _evaluate(claim.test, claim.needs, tables, seeds, lambda f: f)
+        margins = [r.margin for r in results]
+        for control, (needs, test) in CONTROLS.get(claim.id, {}).items():
+            if all(n in tables for n in needs):
+                bind = (lambda f: (lambda *a: f(*a, latent))) if claim.id == "C1" else (lambda f: f)
+                row[control] = _control_verdict(_evaluate(test, needs, tables, seeds, bind))
+        mean, sd, lo, hi = interval95(margins)
+        rows.append(row | {
+            "this_run": results[0].value + (f" (seed {seeds[0]})" if len(seeds) > 1 else ""),
+            "holds": None if math.isnan(results[0].margin) else bool(results[0].margin > 0),
+            "margin": results[0].margin, "n_seeds": len(seeds),
+            "holds_in_seeds": f"{sum(m > 0 for m in margins)}/{len(seeds)}", "margin_mean": mean,
+            "margin_sd": sd, "margin_ci95": f"[{lo:.3g}, {hi:.3g}]" if not math.isnan(lo) else "n/a",
+            "holds_across_seeds": bool(lo > 0) if not math.isnan(lo) else None})
+    return pd.DataFrame(rows)
+
+
+def _verdict(value) -> str:
+    return {True: "yes", False: "no", None: "n/a"}.get(value if value in (True, False) else None, "n/a")
+
+
+def claims_markdown(table: pd.DataFrame, title: str) -> str:
+    """The claims report as Markdown."""
+    lines = [f"# {title}", "",
+             "Each claim of Thorneloe et al. (ISMRM 2020 #1029) tested on this run's result tables "
+             "(computed by `kneelib.study.claims`, not typed in). *margin* > 0 means the claim holds; across "
+             "seeds it holds only when the 95% interval of the margin lies above 0.", "",
+             "| id | claim | paper | this run | criterion | holds | holds across seeds |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    controls = [c for c in ("against_null", "after_alignment", "by_cka") if c in table]
+    for r in table.to_dict("records"):
+        across = (f"{_verdict(r.get('holds_across_seeds'))} ({r.get('holds_in_seeds')}, margin "
+                  f"{r.get('margin_mean', float('nan')):.3g}, 95% CI {r.get('margin_ci95')})"
+                  if r.get("holds") is not None else "n/a")
+        cells = [r["id"], r["claim"], r["paper"], r["this_run"], r["criterion"], _verdict(r.get("holds")), across]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    if controls:
+        lines += ["", "## Controls", "", "Does each claim survive the untrained He null (distance / null), a "
+                  "permutation alignment of the scratch nets' channels, and a representation measure (debiased "
+                  "linear CKA) instead of weights?", "", "| id | " + " | ".join(c.replace("_", " ") for c in controls)
+                  + " |", "| --- |" + " --- |" * len(controls)]
+        for r in table.to_dict("records"):
+            values = [r.get(c) if isinstance(r.get(c), str) else "n/a" for c in controls]
+            if any(v != "n/a" for v in values):
+                lines.append("| " + " | ".join([r["id"], *[v.replace("|", "\\|") for v in values]]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# Result tables the claims read, by the name ``claims_table`` uses.
+RESULT_FILES = {"scratch_pairs": "distances_scratch_pairs", "finetune": "distances_finetune",
+                "tissue": "tissue_distances", "per_scan": "test_metrics", "overlap": "activation_overlap",
+                "null_ratio": "controls_null_ratio", "aligned": "controls_aligned_distances", "cka": "controls_cka",
+                "policy": "policy_results"}
+
+
+def load_tables(results_dir) -> dict:
+    """Whatever claim inputs the notebooks have written so far under ``results_dir``."""
+    results_dir = Path(results_dir)
+    tables: dict = {}
+    for name, stem in RESULT_FILES.items():
+        if (results_dir / f"{stem}.csv").exists():
+            tables[name] = pd.read_csv(results_dir / f"{stem}.csv")
+    if (results_dir / "distances_headline.json").exists():
+        tables["headline"] = {"by_seed": load_json(results_dir, "distances_headline")}
+    return tables
+
+
+def claims_md_path(profile_name: str) -> Path:
+    """``outputs/<profile>/claims.md``, the claims report :func:`write_claims` writes."""
+    return paths.profile_dir(profile_name) / "claims.md"
+
+
+def write_claims(profile_name: str, seeds: list[int], latent: str, meta: dict) -> pd.DataFrame:
+    """Compute the claims from ``outputs/<profile>/results`` and write ``claims.md`` and ``claims.csv``."""
+    table = claims_table(load_tables(paths.results_dir(profile_name)), seeds, latent)
+    save_table(table, paths.results_dir(profile_name), "claims", meta)
+    write_text(claims_md_path(profile_name),
+               claims_markdown(table, f"Claims report: profile `{profile_name}`, seeds {seeds}"))
+    return table

@@ -1,0 +1,89 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Six fine-tuned networks and Fig. 2
+#
+# Fine-tunes each scratch network to the other two tissues: B|A(s) starts from the best weights of A(s) and is trained with the same recipe (learning rate `finetune_lr`). Then all nine networks are evaluated on the test split (Fig. 2).
+
+# %% tags=["parameters"]
+profile = "demo"   # tiny | demo | paper (kneelib.core.profiles)
+data_root = ""     # real IWOAI data root (train/ valid/ test/); "" uses $KNEELIB_DATA_ROOT, else phantoms
+overrides = {}     # profile fields to override, e.g. {"max_epochs": 5, "seeds": [0, 1, 2]}
+force = False      # retrain networks even when a finished run with the same inputs exists
+
+# %%
+from kneelib.report.notebook import notebook_setup
+
+# Derived here, after papermill has injected the parameters.
+P, ctx, FIGURES, RESULTS = notebook_setup(profile, data_root, overrides)
+
+# %% [markdown]
+# ## Train the six fine-tuned networks
+
+# %%
+from kneelib.study import nine_nets
+
+specs = [spec for seed in P.seeds for spec in nine_nets.all_specs(seed)]
+trained = nine_nets.train_nets(P, ctx, specs, force=force)  # scratch nets are reused from 02 (or trained if missing)
+for spec, r in trained.items():
+    print(f"{spec.name:7s} seed {spec.seed}: best epoch {r.best_epoch}/{len(r.history)}, "
+          f"val loss {r.best_val_loss:.4f}{' (reused)' if r.reused else ''}")
+
+# %% [markdown]
+# ## Learning curves of all nine networks
+
+# %%
+from kneelib.core import results
+from kneelib.core.provenance import provenance
+from kneelib.nets import evaluate
+from kneelib.report import plots
+from kneelib.report.export import save_figure
+
+meta = provenance(P, ctx.manifest_hash, seed=list(P.seeds))
+history = evaluate.history_frame(trained)
+results.save_table(history, RESULTS, "history_all", meta)
+fig = plots.figure_learning_curves(history[history.seed == P.seeds[0]])
+save_figure(fig, FIGURES, "learning_curves_all")
+fig.show()
+
+# %% [markdown]
+# ## Fig. 2: scratch vs fine-tuned on the test split
+
+# %%
+per_scan = evaluate.evaluate_nets(P, ctx, {spec: r.state for spec, r in trained.items()})
+results.save_table(per_scan, RESULTS, "test_metrics", meta)
+summary = evaluate.summarize_metrics(per_scan)
+results.save_table(summary, RESULTS, "fig2_performance_table", meta)
+fig = plots.figure_performance(per_scan)
+save_figure(fig, FIGURES, "fig2_performance")
+fig.show()
+summary.round(3)
+
+# %% [markdown]
+# The paper reports (C6) that fine-tuned tibial-cartilage and meniscus nets score worse than their scratch nets while fine-tuned femoral-cartilage nets score about as well; the claims report (04, `claims.md`) tests this on the numbers above.
+#
+# ## Files written
+#
+# - `outputs/<profile>/models/seed<k>/<tissue>__from_<base>/{best,last}.pt`
+# - `outputs/<profile>/results/test_metrics.csv`, `fig2_performance_table.csv`, `history_all.csv`
+# - `outputs/<profile>/figures/fig2_performance.{html,png}`, `learning_curves_all.{html,png}`
+#
+# Next: [04_distances](04_distances.ipynb) measures how far apart the nine networks' weights are.
+
+# %%
+from kneelib.report.notebook import notebook_footer
+
+notebook_footer()
