@@ -76,7 +76,8 @@ def _run_wave(profile: Profile, ctx: DataContext, wave: list[TrainJob], force: s
     # how many other nets happened to train beside it.
     threads = max(1, torch.get_num_threads() // profile.parallel_nets)
     context = multiprocessing.get_context("spawn")  # fork after OpenMP has started can hang
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
+    try:
         futures = {pool.submit(_worker, profile, ctx, job, job in force): job for job in wave}
         for future in as_completed(futures):
             job = futures[future]
@@ -89,6 +90,24 @@ def _run_wave(profile: Profile, ctx: DataContext, wave: list[TrainJob], force: s
                 state = "reused" if info["reused"] else f"{info['epochs']} epochs, {info['seconds']:.0f} s"
                 print(f"{job.spec.name} [{where}]: {state}, best val {info['best_val_loss']:.4f} "
                       f"(epoch {info['best_epoch']})", flush=True)
+    except BaseException:
+        _abort(pool)
+        raise
+    pool.shutdown()
+
+
+def _abort(pool: ProcessPoolExecutor) -> None:
+    """Stop a wave at once: drop the queued nets and end the running workers.
+
+    A net stopped mid-training keeps its last complete checkpoint (written atomically) and resumes
+    from it on the next run; nothing half-written is taken for a finished net.
+    """
+    processes = list((pool._processes or {}).values())  # the executor has no public way to end its workers
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join()
 
 
 def train_jobs(profile: Profile, ctx: DataContext, jobs: list[TrainJob], force: bool = False,
