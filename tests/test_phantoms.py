@@ -225,10 +225,8 @@ def test_bad_parameters_raise(tmp_path, kwargs, named):
     assert not (tmp_path / "out").exists()
 
 
-def test_tiny_set_is_fast(tmp_path):
-    import time
-
-    start = time.perf_counter()
+def test_tiny_set_in_process(tmp_path):
+    # (its speed is measured in benchmarks/, not asserted here)
     phantoms.make_dataset(tmp_path, {"train": 3, "valid": 1, "test": 1}, TINY, workers=1)
-    assert time.perf_counter() - start < 5.0  # ~0.2 s on 2 cores; generous for loaded CI machines
     assert os.path.getsize(tmp_path / "manifest.csv") > 0
+    assert len(list(tmp_path.glob("*/*.im"))) == 10

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from kneelib.core.profiles import PROFILES, get_profile
@@ -29,3 +31,23 @@ def test_overrides_and_their_errors():
         get_profile("demo", max_epochs="5")
     with pytest.raises(ValueError, match="precision"):
         get_profile("tiny", precision="fp8")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"max_epochs": None}, "max_epochs=None is not allowed"),          # None where a value is needed
+    ({"lr": None}, "lr=None is not allowed"),
+    ({"steps_per_epoch": "all"}, "steps_per_epoch='all' should be int"),  # wrong type, field default None
+    ({"finetune_max_epochs": 2.5}, "finetune_max_epochs=2.5 should be int"),
+    ({"parallel_nets": True}, "parallel_nets=True should be int"),
+    ({"seeds": [0, "one"]}, "seeds='one' should be int"),
+])
+def test_bad_override_raises_naming_the_parameter(overrides, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        get_profile("tiny", **overrides)
+
+
+def test_optional_fields_take_none_and_values_are_coerced():
+    p = get_profile("tiny", steps_per_epoch=3, finetune_max_epochs=None, seeds=[0, 2], lr=1)
+    assert p.steps_per_epoch == 3 and p.finetune_max_epochs is None
+    assert p.seeds == (0, 2) and isinstance(p.lr, float) and p.lr == 1.0
+    assert get_profile("tiny", steps_per_epoch=3).replace(steps_per_epoch=None).steps_per_epoch is None

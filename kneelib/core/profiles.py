@@ -11,6 +11,7 @@ e.g. ``get_profile("demo", max_epochs=5)``.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,24 +87,49 @@ def get_profile(name: str, **overrides: Any) -> Profile:
 
 
 def apply_overrides(profile: Profile, overrides: dict[str, Any]) -> Profile:
+    """``profile`` with ``overrides`` applied; every value is checked against the field's type.
+
+    Raises ValueError naming the parameter for an unknown field, a value of the wrong type, ``None``
+    for a field that does not take it (only ``finetune_max_epochs`` and ``steps_per_epoch`` do), or a
+    combination ``_validate`` rejects. Lists become tuples and ints become floats where the field says so.
+    """
     names = {f.name for f in dataclasses.fields(Profile)} - {"name"}
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise ValueError(f"unknown profile parameter(s) {unknown}; valid: {sorted(names)}")
-    clean = {k: _coerce(k, v, getattr(profile, k)) for k, v in overrides.items() if v is not None}
+    hints = typing.get_type_hints(Profile)
+    clean = {k: _coerce(k, v, hints[k]) for k, v in overrides.items()}
     new = dataclasses.replace(profile, **clean)
     _validate(new)
     return new
 
 
-def _coerce(key: str, value: Any, current: Any) -> Any:
-    if isinstance(current, tuple) and isinstance(value, list):
-        return tuple(value)
-    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """``value`` as the type ``hint`` of field ``key`` says, or ValueError naming both."""
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f"profile parameter {key}=None is not allowed; it needs a value of type {_name(hint)}")
+    if optional:
+        hint = next(a for a in args if a is not type(None))
+    origin = typing.get_origin(hint) or hint
+    if origin is tuple and isinstance(value, list | tuple):
+        (item,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
+        return tuple(_coerce(key, v, item) for v in value)
+    if origin is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if current is not None and not isinstance(value, type(current)):
-        raise ValueError(f"profile parameter {key}={value!r} should be {type(current).__name__}")
+    if origin is dict and isinstance(value, dict):
+        key_type, value_type = typing.get_args(hint)
+        return {_coerce(key, k, key_type): _coerce(key, v, value_type) for k, v in value.items()}
+    if not isinstance(value, origin) or (isinstance(value, bool) and origin is not bool):
+        raise ValueError(f"profile parameter {key}={value!r} should be {_name(hint)}, not {type(value).__name__}")
     return value
+
+
+def _name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) if typing.get_origin(hint) is None else str(hint).replace("typing.", "")
 
 
 def _validate(p: Profile) -> None:

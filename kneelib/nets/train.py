@@ -4,9 +4,11 @@ The loop (``fit``) is a screenful of small verb-named helpers. A run writes two 
 folder, both atomically:
 
 - ``last.pt``: everything needed to resume (weights, optimizer, scheduler, epoch, history,
-  best weights so far, early-stopping counter); rewritten after every epoch.
-- ``best.pt``: the result, the weights with the lowest validation loss, plus history and
-  provenance; ``finished`` is true once early stopping or ``max_epochs`` ended the run.
+  best weights so far, early-stopping counter); rewritten after every epoch, and deleted once the
+  run has finished (the optimizer state is four times the size of the weights and nothing needs it
+  then; ``keep_last=True`` keeps it).
+- ``best.pt``: the result, the weights with the lowest validation loss, plus history, the run key
+  and provenance; ``finished`` is true once early stopping or ``max_epochs`` ended the run.
 
 A run killed at any moment resumes from ``last.pt`` and ends with the same best weights as an
 uninterrupted run, because each epoch's shuffle is drawn from (seed, epoch) alone. A finished
@@ -256,6 +258,37 @@ def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+@dataclass
+class LoopState:
+    """What the loop carries from epoch to epoch; saved in ``last.pt`` to resume."""
+
+    epoch: int = 0                 # epochs done
+    history: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    best_state: dict[str, torch.Tensor] | None = None  # weights of the best epoch so far (CPU)
+    best_val_loss: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0            # epochs since the last improvement of at least min_delta
+
+    def record(self, row: dict[str, float], model: torch.nn.Module, min_delta: float) -> None:
+        """Add one epoch's history row; keep the weights if its validation loss improved enough."""
+        self.history.append(row)
+        self.epoch += 1
+        if row["val_loss"] < self.best_val_loss - min_delta:
+            self.best_state, self.best_val_loss = _cpu_state(model), row["val_loss"]
+            self.best_epoch, self.bad_epochs = self.epoch, 0
+        else:
+            self.bad_epochs += 1
+
+    def payload(self, key: str, meta: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        """The checkpoint dict: this state, the run key and provenance, plus ``extra`` entries."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # no deep copy of weights
+        return {"key": key, "meta": json.dumps(meta), **fields, **extra}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> LoopState:
+        return cls(**{f.name: payload[f.name] for f in dataclasses.fields(cls)})
+
+
 def _result(payload: dict[str, Any], run_dir: Path, reused: bool) -> TrainResult:
     return TrainResult(payload["best_state"], payload["history"], payload["best_epoch"],
                        payload["best_val_loss"], run_dir, reused, json.loads(payload["meta"]))
@@ -310,11 +343,13 @@ def build_model(cfg: TrainConfig, base_state: dict[str, torch.Tensor] | None) ->
 def fit(cfg: TrainConfig, train_ds: Dataset, val_ds: Dataset, run_dir: str | Path, manifest_hash: str,
         base_state: dict[str, torch.Tensor] | None = None, force: bool = False,
         device: torch.device | None = None, num_workers: int = 0, progress: bool = True,
-        stop_after_epochs: int | None = None, reuse_only: bool = False) -> TrainResult | None:
+        stop_after_epochs: int | None = None, reuse_only: bool = False,
+        keep_last: bool = False) -> TrainResult | None:
     """Train one network (from He init, or from ``base_state`` when fine-tuning) and return its
     best weights. Reuses a finished run with the same key unless ``force``; resumes an
     unfinished one. ``stop_after_epochs`` ends this call early (the run stays resumable); tests
     use it to simulate a kill. ``reuse_only`` returns the finished run or None, never trains.
+    ``keep_last`` keeps ``last.pt`` (optimizer state included) after the run has finished.
     """
     run_dir = Path(run_dir)
     device = device or default_device()
@@ -339,49 +374,41 @@ def fit(cfg: TrainConfig, train_ds: Dataset, val_ds: Dataset, run_dir: str | Pat
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 and device.type == "cuda" else None
     meta = provenance(cfg, manifest_hash, cfg.seed) | {"key": key, "device": str(device),
                                                        "autocast": str(dtype)}
-    epoch, history, best_state, best_val, best_epoch, bad_epochs = 0, [], None, math.inf, -1, 0
+    loop = LoopState()
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        epoch, history, bad_epochs = state["epoch"], state["history"], state["bad_epochs"]
-        best_state, best_val, best_epoch = state["best_state"], state["best_val_loss"], state["best_epoch"]
+        loop = LoopState.from_payload(state)
 
     n_train = len(train_ds)
     steps = n_train if cfg.steps_per_epoch is None else min(n_train, cfg.steps_per_epoch * cfg.batch_size)
     epochs_this_call = 0
-    while epoch < cfg.max_epochs and bad_epochs < cfg.patience:
+    while loop.epoch < cfg.max_epochs and loop.bad_epochs < cfg.patience:
         if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
-            return _result({"best_state": best_state, "history": history, "best_epoch": best_epoch,
-                            "best_val_loss": best_val, "meta": json.dumps(meta)}, run_dir, reused=False)
+            return _result(loop.payload(key, meta), run_dir, reused=False)
         lr = opt.param_groups[0]["lr"]
-        order = epoch_order(n_train, cfg.seed, epoch)[:steps]
-        with tqdm(total=len(order), desc=f"{run_dir.name} epoch {epoch + 1}/{cfg.max_epochs}",
+        order = epoch_order(n_train, cfg.seed, loop.epoch)[:steps]
+        with tqdm(total=len(order), desc=f"{run_dir.name} epoch {loop.epoch + 1}/{cfg.max_epochs}",
                   unit="slice", disable=not progress, leave=False, mininterval=2.0) as bar:
             start = time.perf_counter()
             batches = iterate_batches(train_ds, order, cfg.batch_size, num_workers)
             train_loss = train_epoch(model, opt, batches, device, dtype, scaler, bar, cfg.loss_reduction)
             val_loss = validation_loss(model, val_ds, cfg.batch_size * 2, device, dtype, cfg.loss_reduction)
         if not math.isfinite(val_loss):
-            raise FloatingPointError(f"{run_dir.name}: validation loss is {val_loss} at epoch {epoch + 1}")
+            raise FloatingPointError(f"{run_dir.name}: validation loss is {val_loss} at epoch {loop.epoch + 1}")
         sched.step()
-        history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
-                        "seconds": time.perf_counter() - start})
-        if val_loss < best_val - cfg.min_delta:
-            best_state, best_val, best_epoch, bad_epochs = _cpu_state(model), val_loss, epoch + 1, 0
-        else:
-            bad_epochs += 1
-        epoch += 1
+        loop.record({"epoch": loop.epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
+                     "seconds": time.perf_counter() - start}, model, cfg.min_delta)
         epochs_this_call += 1
         if progress:
-            tqdm.write(f"{run_dir.name}: epoch {epoch} train {train_loss:.4f} val {val_loss:.4f} "
-                       f"lr {lr:.2e}{' *' if best_epoch == epoch else ''}")
-        save_torch(last_path, {"key": key, "model": _cpu_state(model), "optimizer": opt.state_dict(),
-                               "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
-                               "bad_epochs": bad_epochs, "best_state": best_state,
-                               "best_val_loss": best_val, "best_epoch": best_epoch, "meta": json.dumps(meta)})
+            tqdm.write(f"{run_dir.name}: epoch {loop.epoch} train {train_loss:.4f} val {val_loss:.4f} "
+                       f"lr {lr:.2e}{' *' if loop.best_epoch == loop.epoch else ''}")
+        save_torch(last_path, loop.payload(key, meta, model=_cpu_state(model), optimizer=opt.state_dict(),
+                                           scheduler=sched.state_dict()))
 
-    payload = {"key": key, "finished": True, "best_state": best_state, "history": history,
-               "best_epoch": best_epoch, "best_val_loss": best_val, "meta": json.dumps(meta)}
+    payload = loop.payload(key, meta, finished=True)
     save_torch(best_path, payload)
+    if not keep_last:
+        last_path.unlink(missing_ok=True)  # after best.pt exists: a kill in between loses nothing
     return _result(payload, run_dir, reused=False)
