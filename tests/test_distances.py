@@ -127,7 +127,8 @@ def test_zero_norm_units_are_skipped() -> None:
 
 
 def test_closed_form_null() -> None:
-    # 3x3: the exact expectation is close to the 2 / sqrt(C_in) rule of thumb (facts.md section 6)
+    # 3x3: the exact expectation is close to the 2 / sqrt(C_in) rule of thumb
+    # (docs/reference.md, "The distance and its null")
     assert D.he_null_kernel_distance(512) == pytest.approx(2 / math.sqrt(512), rel=0.03)
     # 1x1: E|N(0, s^2)| = s sqrt(2 / pi) with s^2 = 4 / fan_in
     assert D.he_null_kernel_distance(16, k=1) == pytest.approx(math.sqrt(4 / 16) * math.sqrt(2 / math.pi))

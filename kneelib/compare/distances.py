@@ -3,8 +3,8 @@
 The paper reports "the average Euclidean (L2) distance between learned convolution kernel
 weights of two networks", for the whole network and per depth. No code of the paper is
 public; ``reduction="kernel"`` (the default) is the reading that matches the paper's
-magnitudes (facts.md section 6): for every (output channel, input channel) pair of every
-convolution, the L2 norm of the difference of the two k x k kernels, averaged over all
+magnitudes (docs/reference.md, "The distance and its null"): for every (output channel, input
+channel) pair of every convolution, the L2 norm of the difference of the two k x k kernels, averaged over all
 kernels of a layer group. Two other readings (``"weight"``, ``"filter"``) and two scale-free
 variants (``scale="relative"``, ``"cosine"``) are options of the same function.
 

@@ -2,7 +2,8 @@
 
 - ``tiny``: the whole notebook suite in about two minutes, for tests.
 - ``demo``: the README's main job on a 2-core CPU (synthetic phantoms).
-- ``paper``: real OAI data at full size with the reference recipe (facts.md sections 2-3), on a GPU.
+- ``paper``: real OAI data at full size with the reference net and recipe (docs/reference.md,
+  "The reference U-Net" and "The reference recipe"), on a GPU.
 
 Every notebook takes ``profile`` as a papermill parameter plus overrides of any field below,
 e.g. ``get_profile("demo", max_epochs=5)``.
@@ -26,10 +27,10 @@ class Profile:
     volume_shape: tuple[int, int, int] = (384, 384, 160)  # phantom (H, W, D); D is the slice axis
     slice_size: int = 384          # in-plane size the nets see; slices are resampled to it
     data_seed: int = 2020          # phantom generation seed
-    # -- network (facts.md section 2)
+    # -- network (docs/reference.md, "The reference U-Net")
     depth: int = 6                 # U-Net levels; enc_layer{depth} is the latent level
     base_filters: int = 32         # filters of enc_layer1
-    # -- training (facts.md section 3)
+    # -- training (docs/reference.md, "The reference recipe")
     batch_size: int = 24
     max_epochs: int = 100
     finetune_max_epochs: int | None = None  # epochs cap for fine-tuned nets (None: max_epochs)

@@ -1,7 +1,7 @@
 """Synthetic sagittal DESS knee phantoms written in the exact IWOAI 2019 file layout.
 
-Real OAI data cannot ship (facts.md section 1), so these phantoms are the default data. Each scan
-is a pair of HDF5 files, ``{split}/{split}_{NNN}_V0{0,1}.im`` (float32 (H, W, D)) and ``.seg``
+Real OAI data cannot ship (docs/reference.md, "The data"), so these phantoms are the default data.
+Each scan is a pair of HDF5 files, ``{split}/{split}_{NNN}_V0{0,1}.im`` (float32 (H, W, D)) and ``.seg``
 (uint8 (H, W, D, 6): 0 femoral, 1 lateral tibial, 2 medial tibial, 3 patellar cartilage,
 4 lateral, 5 medial meniscus), each with one dataset ``data``, plus ``manifest.csv``.
 

@@ -1,4 +1,5 @@
-"""Soft Dice loss (facts.md section 3), per sample as in the reference recipe or over the batch."""
+"""Soft Dice loss (docs/reference.md, "The reference recipe"): per sample as in the reference recipe, or over
+the batch."""
 
 from __future__ import annotations
 

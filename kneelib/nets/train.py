@@ -48,7 +48,7 @@ _CODE_FILES = ("kneelib/nets/unet.py", "kneelib/nets/train.py", "kneelib/nets/lo
 class TrainConfig:
     tissue: str                    # one of kneelib.names.TISSUES
     base_net: str | None = None    # name of the net fine-tuned from (None: from scratch, He init)
-    depth: int = 6                 # U-Net levels (facts.md section 2)
+    depth: int = 6                 # U-Net levels (docs/reference.md, "The reference U-Net")
     base_filters: int = 32
     slice_size: int = 384          # in-plane size of the training slices (pixels)
     batch_size: int = 24
