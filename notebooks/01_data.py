@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 01 · Data: knee DESS scans, the split, and the three tissues
 #
-# Creates (synthetic phantoms) or validates (real OAI / IWOAI 2019 data) the scans for the chosen profile, and shows what the networks will learn from: example sagittal slices with the femoral cartilage, tibial cartilage and meniscus masks, tissue volumes, and the subject-wise split.
+# Creates (synthetic phantoms) or validates (real OAI / IWOAI 2019 data) the scans for the chosen
+# profile, and shows what the networks will learn from: example sagittal slices with the femoral
+# cartilage, tibial cartilage and meniscus masks, tissue volumes, and the subject-wise split.
 
 # %% tags=["parameters"]
 profile = "demo"   # tiny | demo | paper (kneelib.core.profiles)
@@ -33,7 +35,8 @@ P, ctx, FIGURES, RESULTS = notebook_setup(profile, data_root, overrides)
 # %% [markdown]
 # ## The split
 #
-# Subjects are split 60/14/14 (120/28/28 scans) in the paper; a subject's two timepoints (V00, V01) always stay in the same split.
+# Subjects are split 60/14/14 (120/28/28 scans) in the paper; a subject's two timepoints (V00, V01)
+# always stay in the same split.
 
 # %%
 from kneelib.core import results
@@ -73,7 +76,9 @@ volumes.groupby(["split", "tissue"]).volume_ml.agg(["mean", "std", "count"]).rou
 # %% [markdown]
 # ## Can a threshold do the job?
 #
-# The best single intensity window's Dice per tissue on a few training scans. Values well below the networks' Dice mean a network has to use spatial context, so the experiment means something on this data.
+# The best single intensity window's Dice per tissue on a few training scans. Values well below the
+# networks' Dice mean a network has to use spatial context, so the experiment means something on this
+# data.
 
 # %%
 from kneelib.data.context import threshold_baseline
@@ -85,7 +90,8 @@ threshold.pivot(index="scan_id", columns="tissue", values="best_window_dice").ro
 # %% [markdown]
 # ## Files written
 #
-# - `outputs/<profile>/results/data_split.csv`, `data_tissue_volumes.csv`, `data_threshold_baseline.csv` (each with `.meta.json` provenance)
+# - `outputs/<profile>/results/data_split.csv`, `data_tissue_volumes.csv`,
+#   `data_threshold_baseline.csv` (each with `.meta.json` provenance)
 # - `outputs/<profile>/figures/data_example_slices.{html,png}`, `data_tissue_volumes.{html,png}`
 #
 # Next: [02_scratch](02_scratch.ipynb) trains the three scratch networks.

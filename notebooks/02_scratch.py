@@ -16,7 +16,10 @@
 # %% [markdown]
 # # 02 · Three networks from scratch
 #
-# Trains F(s), T(s) and M(s), the femoral-cartilage, tibial-cartilage and meniscus U-Nets, from He-normal initialization with the profile's recipe (soft-Dice loss, Adam, step decay, early stopping on validation loss), then evaluates them on the test split. Finished networks are reused when config, data and code are unchanged.
+# Trains F(s), T(s) and M(s), the femoral-cartilage, tibial-cartilage and meniscus U-Nets, from
+# He-normal initialization with the profile's recipe (soft-Dice loss, Adam, step decay, early stopping
+# on validation loss), then evaluates them on the test split. Finished networks are reused when
+# config, data and code are unchanged.
 
 # %% tags=["parameters"]
 profile = "demo"   # tiny | demo | paper (kneelib.core.profiles)
@@ -64,7 +67,8 @@ fig.show()
 # %% [markdown]
 # ## Test performance
 #
-# Predictions thresholded at 0.5 and stacked back into 3D at each scan's own resolution; Dice, VOE, CV and ASSD (mm, from the manifest's voxel spacing).
+# Predictions thresholded at 0.5 and stacked back into 3D at each scan's own resolution; Dice, VOE, CV
+# and ASSD (mm, from the manifest's voxel spacing).
 
 # %%
 per_scan = evaluate.evaluate_nets(P, ctx, {spec: r.state for spec, r in trained.items()})

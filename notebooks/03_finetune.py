@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 03 · Six fine-tuned networks and Fig. 2
 #
-# Fine-tunes each scratch network to the other two tissues: B|A(s) starts from the best weights of A(s) and is trained with the same recipe (learning rate `finetune_lr`). Then all nine networks are evaluated on the test split (Fig. 2).
+# Fine-tunes each scratch network to the other two tissues: B|A(s) starts from the best weights of
+# A(s) and is trained with the same recipe (learning rate `finetune_lr`). Then all nine networks are
+# evaluated on the test split (Fig. 2).
 
 # %% tags=["parameters"]
 profile = "demo"   # tiny | demo | paper (kneelib.core.profiles)
@@ -73,7 +75,9 @@ fig.show()
 summary.round(3)
 
 # %% [markdown]
-# The paper reports (C6) that fine-tuned tibial-cartilage and meniscus nets score worse than their scratch nets while fine-tuned femoral-cartilage nets score about as well; the claims report (04, `claims.md`) tests this on the numbers above.
+# The paper reports (C6) that fine-tuned tibial-cartilage and meniscus nets score worse than their
+# scratch nets while fine-tuned femoral-cartilage nets score about as well; the claims report (04,
+# `claims.md`) tests this on the numbers above.
 #
 # ## Files written
 #

@@ -16,7 +16,12 @@
 # %% [markdown]
 # # 04 · Distances between the nine networks' weights (Fig. 3a, 3b, 4)
 #
-# The paper's measure: the average Euclidean (L2) distance between corresponding convolution kernels of two networks, per layer group and over the whole network (`kneelib.compare.distances.kernel_distances`; for every (output, input) channel pair, the L2 norm of the difference of the k x k kernels, averaged; batch-norm parameters and biases excluded). Beside it, the distance between *untrained* He-initialized networks: the null any claim about depth has to beat.
+# The paper's measure: the average Euclidean (L2) distance between corresponding convolution kernels
+# of two networks, per layer group and over the whole network
+# (`kneelib.compare.distances.kernel_distances`; for every (output, input) channel pair, the L2 norm
+# of the difference of the k x k kernels, averaged; batch-norm parameters and biases excluded). Beside
+# it, the distance between *untrained* He-initialized networks: the null any claim about depth has to
+# beat.
 
 # %% tags=["parameters"]
 profile = "demo"   # tiny | demo | paper (kneelib.core.profiles)
@@ -66,7 +71,9 @@ null.round(5)
 # %% [markdown]
 # ## Fig. 3a: scratch vs scratch, per layer group
 #
-# Paper (C1): distances are larger in shallow layers and smallest at the latent level. The dashed line is the expected distance between two untrained He-initialized networks, which itself shrinks with depth as the fan-in grows.
+# Paper (C1): distances are larger in shallow layers and smallest at the latent level. The dashed line
+# is the expected distance between two untrained He-initialized networks, which itself shrinks with
+# depth as the fan-in grows.
 
 # %%
 fig = distance_plots.figure_group_distances(tables["scratch_pairs"], P.depth, "Fig. 3a: scratch vs scratch",
@@ -90,7 +97,8 @@ tables["finetune"].pivot_table(index="group", columns="pair", values="distance",
 # %% [markdown]
 # ## Fig. 4: tissue distances in both directions
 #
-# The tissue distance between A and B is the mean of d(A(s), B|A(s)) and d(B(s), A|B(s)); the asymmetry is their difference over that mean.
+# The tissue distance between A and B is the mean of d(A(s), B|A(s)) and d(B(s), A|B(s)); the
+# asymmetry is their difference over that mean.
 
 # %%
 fig = distance_plots.figure_tissue_matrix(tables["tissue"])
@@ -111,7 +119,9 @@ tables["tissue"].assign(paper=tables["tissue"].pair.map(tissue_paper))[["seed", 
 # %% [markdown]
 # ## Spread across seeds
 #
-# Every distance above, as mean, sd and 95% t-interval over the seeds (`kneelib.compare.distance_tables.distance_spread`). A difference between two distances means little when their intervals overlap.
+# Every distance above, as mean, sd and 95% t-interval over the seeds
+# (`kneelib.compare.distance_tables.distance_spread`). A difference between two distances means little
+# when their intervals overlap.
 
 # %%
 spread = distance_tables.distance_spread(tables)
@@ -130,8 +140,11 @@ table[["id", "paper", "this_run", "holds"]]
 # %% [markdown]
 # ## Files written
 #
-# - `outputs/<profile>/results/distances_scratch_pairs.csv`, `distances_finetune.csv`, `tissue_distances.csv`, `distances_headline.json`, `distances_null.csv`, `distances_seed_spread.csv`, `claims.csv`
-# - `outputs/<profile>/figures/fig3a_scratch_vs_scratch`, `fig3b_scratch_vs_finetuned`, `fig4_tissue_distances` (`.html`, `.png`)
+# - `outputs/<profile>/results/distances_scratch_pairs.csv`, `distances_finetune.csv`,
+#   `tissue_distances.csv`, `distances_headline.json`, `distances_null.csv`,
+#   `distances_seed_spread.csv`, `claims.csv`
+# - `outputs/<profile>/figures/fig3a_scratch_vs_scratch`, `fig3b_scratch_vs_finetuned`,
+#   `fig4_tissue_distances` (`.html`, `.png`)
 # - `outputs/<profile>/claims.md`
 #
 # Next: [05_activations](05_activations.ipynb).

@@ -16,7 +16,10 @@
 # %% [markdown]
 # # 05 · Activation maps of the nine networks (Fig. 5) and a browser
 #
-# For a few test slices, the output of every layer group of every network, reduced to one map per group (mean absolute activation over channels, upsampled to the slice, min-max normalized per map; `kneelib.compare.activations.activation_maps`). How much two networks' maps overlap (Pearson correlation, and IoU of the top-10% regions) is what claim C7 is judged on.
+# For a few test slices, the output of every layer group of every network, reduced to one map per
+# group (mean absolute activation over channels, upsampled to the slice, min-max normalized per map;
+# `kneelib.compare.activations.activation_maps`). How much two networks' maps overlap (Pearson
+# correlation, and IoU of the top-10% regions) is what claim C7 is judged on.
 
 # %% tags=["parameters"]
 profile = "demo"   # tiny | demo | paper (kneelib.core.profiles)
@@ -87,7 +90,8 @@ Markdown(claims.claims_md_path(P.name).read_text())
 # %% [markdown]
 # ## Browse the maps
 #
-# Pick a slice, a layer group and one or several networks; toggle the ground-truth outlines. (Interactive in JupyterLab; a static copy in executed notebooks.)
+# Pick a slice, a layer group and one or several networks; toggle the ground-truth outlines.
+# (Interactive in JupyterLab; a static copy in executed notebooks.)
 
 # %%
 from kneelib.report.browser import ActivationBrowser
@@ -98,7 +102,8 @@ browser.widget
 # %% [markdown]
 # ## Files written
 #
-# - `outputs/<profile>/results/activation_overlap.csv`, `activation_overlap_topk_iou.csv`, `claims.csv`
+# - `outputs/<profile>/results/activation_overlap.csv`, `activation_overlap_topk_iou.csv`,
+#   `claims.csv`
 # - `outputs/<profile>/figures/fig5_activation_maps.{html,png}`
 # - `outputs/<profile>/claims.md`
 

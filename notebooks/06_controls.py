@@ -16,11 +16,17 @@
 # %% [markdown]
 # # 06 · Do the conclusions survive controls?
 #
-# The abstract compares single networks with raw weight distances. A careful reader asks whether the conclusions survive other seeds (every table here carries a `seed` column, and the last section gives the spread across seeds) and three controls:
+# The abstract compares single networks with raw weight distances. A careful reader asks whether the
+# conclusions survive other seeds (every table here carries a `seed` column, and the last section
+# gives the spread across seeds) and three controls:
 #
-# 1. **The untrained null**: He initialization already makes deep layers closer (the per-kernel distance of untrained nets falls as about 2/sqrt(fan-in)); trained distances divided by that null.
-# 2. **Hidden-unit permutations**: two nets can compute the same function with channels in another order; scratch-vs-scratch distances after weight-matching alignment (Ainsworth et al. 2022).
-# 3. **Representations**: debiased linear CKA (Kornblith et al. 2019) between the nets' activations, per depth and layer by layer.
+# 1. **The untrained null**: He initialization already makes deep layers closer (the per-kernel
+#    distance of untrained nets falls as about 2/sqrt(fan-in)); trained distances divided by that
+#    null.
+# 2. **Hidden-unit permutations**: two nets can compute the same function with channels in another
+#    order; scratch-vs-scratch distances after weight-matching alignment (Ainsworth et al. 2022).
+# 3. **Representations**: debiased linear CKA (Kornblith et al. 2019) between the nets' activations,
+#    per depth and layer by layer.
 
 # %% tags=["parameters"]
 profile = "demo"   # tiny | demo | paper (kneelib.core.profiles)
@@ -108,7 +114,8 @@ fig.show()
 # %% [markdown]
 # ## Spread of the controls across seeds
 #
-# Mean, sd and 95% t-interval over the seeds of the null ratios, the aligned distances and the CKA values (`kneelib.compare.spread.seed_summary`).
+# Mean, sd and 95% t-interval over the seeds of the null ratios, the aligned distances and the CKA
+# values (`kneelib.compare.spread.seed_summary`).
 
 # %%
 import pandas as pd
@@ -135,8 +142,10 @@ Markdown(claims.claims_md_path(P.name).read_text())
 # %% [markdown]
 # ## Files written
 #
-# - `outputs/<profile>/results/controls_null_ratio.csv`, `controls_scale_free.csv`, `controls_aligned_distances.csv`, `controls_cka.csv`, `controls_seed_spread.csv`, `claims.csv`
-# - `outputs/<profile>/figures/controls_null_ratio`, `controls_aligned_distances`, `controls_cka_per_depth`, `controls_cka_heatmap_F_T`
+# - `outputs/<profile>/results/controls_null_ratio.csv`, `controls_scale_free.csv`,
+#   `controls_aligned_distances.csv`, `controls_cka.csv`, `controls_seed_spread.csv`, `claims.csv`
+# - `outputs/<profile>/figures/controls_null_ratio`, `controls_aligned_distances`,
+#   `controls_cka_per_depth`, `controls_cka_heatmap_F_T`
 #
 # Next: [07_policy](07_policy.ipynb).
 

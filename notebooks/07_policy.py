@@ -16,7 +16,10 @@
 # %% [markdown]
 # # 07 · The policy the paper proposes (C8): fine-tuning with limited data
 #
-# The abstract suggests that tissue pairs with short, symmetric distances suit fine-tuning, and that depth-dependent learning rates (deeper levels slower) could reduce the data needed. Here, for each target|source pair and fraction of training subjects: training from scratch, plain fine-tuning from the source tissue's scratch network, and fine-tuning with level i at lr x decay^(i-1).
+# The abstract suggests that tissue pairs with short, symmetric distances suit fine-tuning, and that
+# depth-dependent learning rates (deeper levels slower) could reduce the data needed. Here, for each
+# target|source pair and fraction of training subjects: training from scratch, plain fine-tuning from
+# the source tissue's scratch network, and fine-tuning with level i at lr x decay^(i-1).
 
 # %% tags=["parameters"]
 profile = "demo"   # tiny | demo | paper (kneelib.core.profiles)
@@ -58,7 +61,8 @@ summary.round(3)
 # %% [markdown]
 # ## Was the closer source tissue the better one to fine-tune from?
 #
-# For each target, the two sources ranked by test Dice at limited data and by tissue distance (computed here as in 04).
+# For each target, the two sources ranked by test Dice at limited data and by tissue distance
+# (computed here as in 04).
 
 # %%
 states = nine_nets.states_by_seed(P, ctx)  # the source nets' tissue distances, as in 04
