@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -169,4 +168,5 @@ def test_overlap_table():
     assert iou.value.iloc[0] == pytest.approx(expected)
     with pytest.raises(ValueError):
         A.overlap_table(maps, measure="cosine")
-    assert isinstance(A.overlap_table({"F(s)": maps["F(s)"]}), pd.DataFrame)
+    single = A.overlap_table({"F(s)": maps["F(s)"]})  # one net: no pair, but the same columns
+    assert single.empty and list(single.columns) == ["net_a", "net_b", "group", "value"]

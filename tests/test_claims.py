@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from kneelib.core.results import save_json, save_table
 from kneelib.study import claims
 
 
@@ -148,3 +149,41 @@ def test_c8b_not_answerable_with_one_source_per_target():
     row = claims.claims_table({"policy": policy, "tissue": tissue}, [0], "enc_layer6").set_index("id").loc["C8b"]
     assert row.holds is None
     assert claims.claims_table({"policy": policy, "tissue": tissue}, [0], "enc_layer6").set_index("id").loc["C8"].holds
+
+
+def _write_results(directory) -> dict:
+    """Three of the claims' inputs, written as the notebooks write them, plus files load_tables must ignore."""
+    scratch_pairs = pd.DataFrame(_groups({"enc_layer1": 0.3, "enc_layer2": 0.1, "network": 0.2}))
+    policy = pd.DataFrame([{"target": "T", "source": s, "strategy": st, "fraction": 0.5, "seed": 0, "dice": d}
+                           for s, st, d in (("", "scratch", 0.6), ("F", "finetune_depth_lr", 0.7),
+                                            ("F", "finetune", 0.65))])
+    headline = {"0": {"to_base": 1.0, "to_own_scratch": 3.0}}
+    save_table(scratch_pairs, directory, "distances_scratch_pairs", {"seed": 0})
+    save_table(policy, directory, "policy_results", {})
+    save_json(headline, directory, "distances_headline", {"commit": "x"})
+    save_table(pd.DataFrame({"x": [1]}), directory, "unrelated_table", {})
+    return {"scratch_pairs": scratch_pairs, "policy": policy, "headline": headline}
+
+
+def test_load_tables_reads_exactly_the_tables_present(tmp_path):
+    assert claims.load_tables(tmp_path / "not_yet") == {}  # nothing written yet: no error
+    written = _write_results(tmp_path)
+    tables = claims.load_tables(tmp_path)
+    assert set(tables) == {"scratch_pairs", "policy", "headline"}
+    pd.testing.assert_frame_equal(tables["scratch_pairs"], written["scratch_pairs"])
+    # CSV reads the scratch runs' empty source back as NaN; the claims never group scratch runs by source
+    pd.testing.assert_frame_equal(tables["policy"].fillna({"source": ""}), written["policy"])
+    assert tables["headline"] == {"by_seed": written["headline"]}  # the result, without its provenance
+
+
+def test_claims_without_inputs_are_not_computed(tmp_path):
+    _write_results(tmp_path)
+    table = claims.claims_table(claims.load_tables(tmp_path), [0], "enc_layer2").set_index("id")
+    computed = {"C1", "C3", "C8"}  # C8b needs the tissue distances too
+    assert list(table.index) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C8b"]
+    holds = table.holds.to_dict()
+    assert {c for c in table.index if table.loc[c, "this_run"] != "not computed yet"} == computed
+    assert {c: holds[c] for c in computed} == {c: True for c in computed}
+    assert all(holds[c] is None for c in table.index if c not in computed)
+    assert table.loc["C3", "margin"] == pytest.approx(2.0)  # (3 - 1) / 1, from the JSON file
+    assert table.loc["C8", "margin"] == pytest.approx(0.1)

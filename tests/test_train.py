@@ -471,7 +471,7 @@ def test_checkpoint_contents(reference: TrainResult) -> None:
 
     # resumable state
     assert last["epoch"] == len(reference.history) == REF.max_epochs
-    assert isinstance(last["bad_epochs"], int)
+    assert last["bad_epochs"] == REF.max_epochs - reference.best_epoch  # epochs since the last improvement
     assert set(last["model"]) == set(reference.state)
     opt = last["optimizer"]
     assert {"state", "param_groups"} <= set(opt)
