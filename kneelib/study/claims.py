@@ -24,6 +24,7 @@ from kneelib.core.atomic import write_text
 from kneelib.core.profiles import PROFILES
 from kneelib.core.results import load_json, save_table
 from kneelib.names import PAPER_FT_DIRECTIONS, PAPER_HEADLINE, PAPER_TISSUE_DISTANCES, tissue_of
+from kneelib.study.policy import by_steps
 
 # Tolerance for "near-equal" tissue distances (C4): coefficient of variation of the three.
 NEAR_EQUAL_CV = 0.10
@@ -109,20 +110,12 @@ def c7_shared_activations(overlap: pd.DataFrame) -> ClaimResult:
     return ClaimResult(f"mean map correlation F-T {ft:.3f}, F-M {fm:.3f}, M-T {mt:.3f}", min(ft, fm) - mt)
 
 
-def _policy_steps(policy: pd.DataFrame, steps: str) -> pd.DataFrame:
-    """Rows of one step variant (``kneelib.study.policy``: "epochs" or "matched"); tables without the
-    ``steps`` column are all "epochs"."""
-    if "steps" not in policy:
-        return policy if steps == "epochs" else policy.iloc[0:0]
-    return policy[policy.steps == steps]
-
-
 def c8_policy(policy: pd.DataFrame, steps: str = "epochs") -> ClaimResult:
     """C8: with limited data (fractions < 1), fine-tuning with depth-dependent learning rates beats
     training from scratch (mean paired Dice difference > 0). ``steps``: the policy runs compared, at the
     profile's epochs ("epochs") or at the optimizer steps of a full-data run ("matched"); nan when the
     table has no such runs."""
-    limited = _policy_steps(policy, steps)
+    limited = by_steps(policy, steps)
     limited = limited[limited.fraction < 1]
     if limited.empty:
         return ClaimResult(f"not answerable: no {steps!r} policy runs at < 100% data", math.nan)
@@ -139,7 +132,7 @@ def c8_closer_source(policy: pd.DataFrame, tissue: pd.DataFrame) -> ClaimResult:
     """C8, second part: for a target fine-tuned from two source tissues, the source with the shorter tissue
     distance gives the higher test Dice (depth-lr fine-tuning, fractions < 1). Margin: mean over such
     targets of Dice(closer source) - Dice(farther source); nan when no target has two sources."""
-    policy = _policy_steps(policy, "epochs")
+    policy = by_steps(policy, "epochs")
     limited = policy[policy.fraction < 1] if (policy.fraction < 1).any() else policy
     dice = limited[limited.strategy == "finetune_depth_lr"].groupby(["target", "source"]).dice.mean()
     distance = {frozenset(p.split("-")): d for p, d in tissue.groupby("pair").tissue_distance.mean().items()}
