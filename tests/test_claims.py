@@ -89,7 +89,7 @@ def test_claims_table_across_seeds_and_markdown_escapes_pipes():
     assert c3.holds and c3.holds_in_seeds == "2/3" and c3.holds_across_seeds is False
     assert table.set_index("id").loc["C1", "this_run"] == "not computed yet"
     md = claims.claims_markdown(table, "t")
-    assert "B\\|A(s)" in md and md.count("\n| C") == 9
+    assert "B\\|A(s)" in md and md.count("\n| C") == 10
 
 
 def test_c8_policy_gain_is_paired_by_target_fraction_seed():

@@ -99,7 +99,7 @@ def test_whole_suite_runs_at_tiny_profile(tmp_path, monkeypatch):
     monkeypatch.setenv(paths.OUTPUTS_ENV, str(tmp_path))
     executed = runner.reproduce("tiny")
     out = tmp_path / "tiny"
-    assert [p.stem for p in executed] == list(runner.available_notebooks())
+    assert [p.stem for p in executed] == [n for n in runner.available_notebooks() if n not in runner.OPT_IN]
     for p in executed:
         nb = nbformat.read(p, as_version=4)
         assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
@@ -129,7 +129,7 @@ def test_whole_suite_runs_at_tiny_profile(tmp_path, monkeypatch):
     tissue = pd.read_csv(out / "results" / "tissue_distances.csv")
     assert sorted(tissue.pair) == ["F-M", "F-T", "M-T"] and (tissue[["d_ab", "d_ba"]] > 0).all().all()
     claims = pd.read_csv(out / "results" / "claims.csv")
-    assert list(claims.id) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C8b"]
+    assert list(claims.id) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C8m", "C8b"]
     assert claims.holds.dropna().astype(str).isin(["True", "False"]).all(), claims.holds
 
     import torch
@@ -142,7 +142,12 @@ def test_whole_suite_runs_at_tiny_profile(tmp_path, monkeypatch):
 
     nine = sorted(p.parent.name for p in (out / "models" / "seed0").glob("*/best.pt"))
     assert len(nine) == 9 and "meniscus__from_femoral_cartilage" in nine
-    assert len(list((out / "models" / "policy").rglob("best.pt"))) == 4  # T|F pair at 34% data, + depth lr at 100%
+    # T|F pair at 34% data (3 strategies, at the profile's epochs and at matched steps), + depth lr at 100%
+    assert len(list((out / "models" / "policy").rglob("best.pt"))) == 7
+    policy = pd.read_csv(out / "results" / "policy_results.csv")
+    limited = policy[policy.fraction < 1].set_index(["steps", "strategy"]).optimizer_steps
+    # 1 of 3 subjects: k = 3 times the epochs at matched steps; each epoch 1/3 of the full data's steps
+    assert (limited.loc["matched"] >= limited.loc["epochs"]).all()
 
     # A rerun reuses the trained networks instead of training them again.
     from kneelib.core.profiles import get_profile
@@ -156,10 +161,37 @@ def test_whole_suite_runs_at_tiny_profile(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("number", [n[:2] for n in runner.NOTEBOOKS])
+@pytest.mark.parametrize("number", [n[:2] for n in runner.NOTEBOOKS if n not in runner.OPT_IN])
 def test_every_notebook_runs_alone_from_empty_outputs(tmp_path, monkeypatch, number):
     """A notebook computes what it needs through kneelib (e.g. 07 trains the nets it fine-tunes from
     and computes the tissue distances itself), so ``--only NN`` works on a fresh clone."""
     monkeypatch.setenv(paths.OUTPUTS_ENV, str(tmp_path))
     (executed,) = runner.reproduce("tiny", only=[number], report=False)
     assert executed.stem.startswith(number) and executed.exists()
+
+
+@pytest.mark.slow
+def test_robustness_notebook_at_tiny_profile(tmp_path, monkeypatch):
+    """08 alone from empty outputs (``--only 08``): the tiny grid, one row per claim and setting, the
+    heatmap, and the claims report with its robust-across-recipes column."""
+    monkeypatch.setenv(paths.OUTPUTS_ENV, str(tmp_path))
+    (executed,) = runner.reproduce("tiny", only=["08"], report=False)
+    assert executed.stem == "08_robustness"
+    out = tmp_path / "tiny"
+    table = pd.read_csv(out / "results" / "robustness_claims.csv")
+    ids = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C8m", "C8b"]
+    assert list(table.setting.unique()) == ["recipe", "ft_lr"] and len(table) == len(ids) * 2
+    assert not table.duplicated(["setting", "id"]).any() and set(table.id) == set(ids)
+    assert (table.n_seeds == 2).all()
+    answered = table.dropna(subset=["margin_mean"])
+    assert (answered.ci95_low <= answered.margin_mean).all() and (answered.margin_mean <= answered.ci95_high).all()
+    assert (answered.holds == (answered.margin_mean > 0)).all()
+    nets = pd.read_csv(out / "results" / "robustness_nets.csv")
+    shared = nets[(nets.setting == "ft_lr") & (nets.kind == "scratch")]
+    assert len(nets) == 2 * 2 * 9 and shared.reused.all()  # ft_lr reuses the recipe's scratch nets
+    assert nets[(nets.setting == "ft_lr") & (nets.kind == "fine-tuned")].run_dir.str.contains("settings/ft_lr").all()
+    ratio = pd.read_csv(out / "results" / "robustness_ratio_summary.csv").set_index("setting")
+    assert ratio.ratio_mean.between(0, 1).all() and ratio.paper_ratio.iloc[0] == pytest.approx(0.1267, abs=1e-4)
+    assert (out / "figures" / "robustness_claims_heatmap.html").stat().st_size > 10_000
+    md = (out / "claims.md").read_text()
+    assert "robust across recipes |" in md and md.count("\n| C") >= len(ids)

@@ -2,6 +2,7 @@
 
 - ``tiny``: the whole notebook suite in about two minutes, for tests.
 - ``demo``: the README's main job on a 2-core CPU (synthetic phantoms).
+- ``robustness``: the demo's recipe and data for 08_robustness (the nets retrained under a grid of recipes).
 - ``paper``: real OAI data at full size with the reference net and recipe (docs/reference.md,
   "The reference U-Net" and "The reference recipe"), on a GPU.
 
@@ -56,6 +57,15 @@ class Profile:
     policy_fractions: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0)  # fractions of training subjects
     policy_pairs: tuple[str, ...] = ("T|F", "M|F", "F|T", "M|T", "F|M", "T|M")  # target|source
     policy_depth_decay: float = 0.5  # fine-tune lr of level i: lr * decay ** (i - 1)
+    # "epochs": every run the profile's epochs (fewer subjects, fewer optimizer steps); "matched": runs at a
+    # fraction < 1 take as many optimizer steps as a full-data run (kneelib.study.policy.matched_steps)
+    policy_steps: tuple[str, ...] = ("epochs", "matched")
+    # -- recipe robustness (08_robustness): the nine nets retrained under each setting (kneelib.study.robustness)
+    robustness_settings: tuple[str, ...] = ("recipe", "ft_lr", "converge")
+    robustness_seeds: tuple[int, ...] = ()  # seeds of every setting (empty: ``seeds``); at least 2 for an interval
+    robustness_reuse: str = ""     # profile whose nets the "recipe" setting reuses ("": this profile's own)
+    robustness_epoch_cap: int = 30  # "converge": early stopping decides, at most this many epochs
+    robustness_patience: int = 4    # "converge": its early-stopping patience (epochs)
 
     def replace(self, **overrides: Any) -> Profile:
         return apply_overrides(self, overrides)
@@ -76,8 +86,15 @@ PROFILES: dict[str, Profile] = {
         min_delta=1e-4, lr=3e-3, finetune_lr=3e-3, steps_per_epoch=None, seeds=(0,),
         precision="fp32", eval_batch_size=8, activation_slices=2, cka_slices=8,
         policy_fractions=(0.34, 1.0), policy_pairs=("T|F",),
+        robustness_settings=("recipe", "ft_lr"), robustness_seeds=(0, 1), robustness_epoch_cap=4,
+        robustness_patience=1,
     ),
 }
+# The demo recipe and data, retrained under a grid of recipes (08_robustness; README): 2 seeds, the
+# demo's own nets reused for the "recipe" setting, the policy sweep (C8) at one limited fraction.
+PROFILES["robustness"] = dataclasses.replace(
+    PROFILES["demo"], name="robustness", seeds=(0, 1), robustness_seeds=(0, 1), policy_fractions=(0.17,),
+    policy_steps=("epochs",), robustness_reuse="demo", robustness_settings=("recipe", "ft_lr", "converge"))
 
 
 def get_profile(name: str, **overrides: Any) -> Profile:
@@ -149,6 +166,10 @@ def _validate(p: Profile) -> None:
         (p.parallel_nets >= 1, f"parallel_nets={p.parallel_nets} must be >= 1"),
         (p.loss_reduction in ("batch", "sample"), f"loss_reduction={p.loss_reduction!r}: use batch or sample"),
         (p.precision in ("auto", "bf16", "fp16", "fp32"), f"precision={p.precision!r}: use auto, bf16, fp16, fp32"),
+        (len(p.policy_steps) >= 1 and set(p.policy_steps) <= {"epochs", "matched"},
+         f"policy_steps={p.policy_steps}: use epochs and/or matched"),
+        (p.robustness_epoch_cap >= 1 and p.robustness_patience >= 1,
+         f"robustness_epoch_cap={p.robustness_epoch_cap}, robustness_patience={p.robustness_patience} must be >= 1"),
     ]
     for ok, message in checks:
         if not ok:

@@ -75,20 +75,29 @@ def figure_cka_heatmap(matrix: pd.DataFrame, title: str) -> go.Figure:
 
 def figure_policy(summary: pd.DataFrame) -> go.Figure:
     """Test Dice vs fraction of training subjects, one panel per target|source pair, one line per
-    strategy (mean over seeds, error bars = sd)."""
+    strategy (mean over seeds, error bars = sd); solid at the profile's epochs, dashed at matched
+    optimizer steps (``steps`` column of ``kneelib.study.policy.policy_summary``, when present)."""
     from plotly.subplots import make_subplots
 
+    summary = summary if "steps" in summary else summary.assign(steps="epochs")
     pairs = [(t, s) for t, s in summary[summary.source != ""][["target", "source"]].drop_duplicates().itertuples(
         index=False)]
     fig = make_subplots(rows=1, cols=len(pairs), shared_yaxes=True, subplot_titles=[f"{t}|{s}(s)" for t, s in pairs])
     colors = {"scratch": "#444444", "finetune": "#9e9ac8", "finetune_depth_lr": "#e6550d"}
+    full = summary[(summary.fraction == 1.0) & (summary.steps == "epochs")]
     for col, (target, source) in enumerate(pairs, start=1):
-        d = summary[(summary.target == target) & summary.source.isin(["", source])]
-        for strategy, ds in d.groupby("strategy", sort=False):
-            ds = ds.sort_values("fraction")
-            fig.add_trace(go.Scatter(x=ds.fraction, y=ds.dice_mean, mode="lines+markers", name=strategy,
-                                     legendgroup=strategy, showlegend=col == 1, line_color=colors[strategy],
-                                     error_y={"type": "data", "array": ds.dice_sd.fillna(0)}), row=1, col=col)
+        for steps in dict.fromkeys(summary.steps):
+            # the full-data point is shared by both variants
+            rows = pd.concat([summary[summary.steps == steps], full]) if steps != "epochs" else summary[
+                summary.steps == steps]
+            d = rows[(rows.target == target) & rows.source.isin(["", source])]
+            for strategy, ds in d.groupby("strategy", sort=False):
+                ds = ds.sort_values("fraction")
+                name = strategy if steps == "epochs" else f"{strategy} ({steps} steps)"
+                fig.add_trace(go.Scatter(x=ds.fraction, y=ds.dice_mean, mode="lines+markers", name=name,
+                                         legendgroup=name, showlegend=col == 1, line_color=colors[strategy],
+                                         line_dash="solid" if steps == "epochs" else "dash",
+                                         error_y={"type": "data", "array": ds.dice_sd.fillna(0)}), row=1, col=col)
     fig.update_xaxes(type="log", title_text="fraction of training subjects")
     fig.update_yaxes(title_text="test Dice", col=1)
     fig.update_layout(title="Limited-data policy: scratch vs fine-tune vs fine-tune with depth-dependent lr",

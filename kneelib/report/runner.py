@@ -1,8 +1,9 @@
 """Run the notebook suite headlessly with papermill, in order, and build the HTML report.
 
 ``python -m kneelib reproduce --profile demo --set max_epochs=5`` runs every notebook of
-``notebooks/`` (01_data ... 07_policy) in order with the same parameters, saves each executed copy under
-``outputs/<profile>/notebooks/`` and a combined HTML report beside them. A failing notebook
+``notebooks/`` (01_data ... 07_policy; 08_robustness only with ``--only 08``) in order with the same
+parameters, saves each executed copy under ``outputs/<profile>/notebooks/`` and a combined HTML report
+beside them. A failing notebook
 stops the run with the notebook, the cell and the path of the partial executed copy.
 """
 
@@ -18,7 +19,11 @@ from typing import Any
 from kneelib.core import paths
 from kneelib.core.profiles import get_profile
 
-NOTEBOOKS = ("01_data", "02_scratch", "03_finetune", "04_distances", "05_activations", "06_controls", "07_policy")
+NOTEBOOKS = ("01_data", "02_scratch", "03_finetune", "04_distances", "05_activations", "06_controls", "07_policy",
+             "08_robustness")
+# Run only when named in ``only``: 08 retrains the nine nets under several recipes (``make robustness``:
+# ``--profile robustness --only 08``), far longer than 01-07 together.
+OPT_IN = ("08_robustness",)
 
 
 class NotebookFailed(RuntimeError):
@@ -72,7 +77,8 @@ def reproduce(profile: str = "demo", overrides: dict[str, Any] | None = None, da
     """Run the notebooks in order; returns the executed notebooks' paths."""
     overrides = overrides or {}
     get_profile(profile, **overrides)  # fail fast on a bad profile or parameter
-    names = available_notebooks() if not only else [n for n in available_notebooks() if n in only or n[:2] in only]
+    names = ([n for n in available_notebooks() if n not in OPT_IN] if not only
+             else [n for n in available_notebooks() if n in only or n[:2] in only])
     if only and not names:
         raise ValueError(f"--only {only} matches no notebook of {available_notebooks()}")
     parameters = {"profile": profile, "data_root": data_root, "overrides": overrides, "force": force}
@@ -111,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kneelib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="run the notebook suite with papermill")
-    rep.add_argument("--profile", default="demo", help="tiny | demo | paper")
+    rep.add_argument("--profile", default="demo", help="tiny | demo | robustness | paper")
     rep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a profile parameter, e.g. --set max_epochs=5 --set seeds=[0,1,2]")
     rep.add_argument("--data-root", default=os.environ.get(paths.DATA_ROOT_ENV, ""),

@@ -21,8 +21,10 @@ from scipy import stats
 from kneelib.compare.spread import interval95
 from kneelib.core import paths
 from kneelib.core.atomic import write_text
+from kneelib.core.profiles import PROFILES
 from kneelib.core.results import load_json, save_table
 from kneelib.names import PAPER_FT_DIRECTIONS, PAPER_HEADLINE, PAPER_TISSUE_DISTANCES, tissue_of
+from kneelib.study.policy import by_steps
 
 # Tolerance for "near-equal" tissue distances (C4): coefficient of variation of the three.
 NEAR_EQUAL_CV = 0.10
@@ -108,10 +110,15 @@ def c7_shared_activations(overlap: pd.DataFrame) -> ClaimResult:
     return ClaimResult(f"mean map correlation F-T {ft:.3f}, F-M {fm:.3f}, M-T {mt:.3f}", min(ft, fm) - mt)
 
 
-def c8_policy(policy: pd.DataFrame) -> ClaimResult:
+def c8_policy(policy: pd.DataFrame, steps: str = "epochs") -> ClaimResult:
     """C8: with limited data (fractions < 1), fine-tuning with depth-dependent learning rates beats
-    training from scratch (mean paired Dice difference > 0)."""
-    limited = policy[policy.fraction < 1]
+    training from scratch (mean paired Dice difference > 0). ``steps``: the policy runs compared, at the
+    profile's epochs ("epochs") or at the optimizer steps of a full-data run ("matched"); nan when the
+    table has no such runs."""
+    limited = by_steps(policy, steps)
+    limited = limited[limited.fraction < 1]
+    if limited.empty:
+        return ClaimResult(f"not answerable: no {steps!r} policy runs at < 100% data", math.nan)
     scratch = limited[limited.strategy == "scratch"].set_index(["target", "fraction", "seed"]).dice
     tuned = limited[limited.strategy == "finetune_depth_lr"]
     gain = tuned.dice.values - scratch.loc[list(zip(tuned.target, tuned.fraction, tuned.seed))].values
@@ -125,6 +132,7 @@ def c8_closer_source(policy: pd.DataFrame, tissue: pd.DataFrame) -> ClaimResult:
     """C8, second part: for a target fine-tuned from two source tissues, the source with the shorter tissue
     distance gives the higher test Dice (depth-lr fine-tuning, fractions < 1). Margin: mean over such
     targets of Dice(closer source) - Dice(farther source); nan when no target has two sources."""
+    policy = by_steps(policy, "epochs")
     limited = policy[policy.fraction < 1] if (policy.fraction < 1).any() else policy
     dice = limited[limited.strategy == "finetune_depth_lr"].groupby(["target", "source"]).dice.mean()
     distance = {frozenset(p.split("-")): d for p, d in tissue.groupby("pair").tissue_distance.mean().items()}
@@ -222,6 +230,9 @@ def claims(latent: str) -> list[Claim]:
         Claim("C8", "Proposed: fine-tuning between tissues with depth-dependent learning rates needs less data",
               "proposal, untested", "mean test-Dice gain of depth-lr fine-tuning over scratch at < 100% data > 0",
               c8_policy, ("policy",)),
+        Claim("C8m", "C8 at matched optimizer steps: every run at < 100% data takes as many steps as a full-data "
+              "run", "proposal, untested", "as C8, with scratch and fine-tuned runs both at matched steps",
+              lambda t: c8_policy(t, "matched"), ("policy",)),
         Claim("C8b", "Proposed: the source tissue with the shorter tissue distance is the better one to fine-tune "
               "from", "proposal, untested", "depth-lr fine-tuning from the closer source gives the higher mean "
               "test Dice at < 100% data", c8_closer_source, ("policy", "tissue")),
@@ -278,24 +289,64 @@ def claims_table(tables: dict, seeds: list[int], latent: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def claim_margins(tables: dict, seeds: list[int], latent: str) -> pd.DataFrame:
+    """Every claim's and every control's margin per seed, in one long table: id, test ("claim" or the
+    control's name, e.g. ``against_null``), seed, margin (> 0: holds; nan: not answerable), value.
+    Claims and controls whose tables are missing from ``tables`` are left out."""
+    rows = []
+    for claim in claims(latent):
+        tests = [("claim", claim.needs, claim.test, False)]
+        tests += [(name, needs, test, claim.id == "C1") for name, (needs, test) in CONTROLS.get(claim.id, {}).items()]
+        for name, needs, test, wants_latent in tests:
+            if not all(n in tables for n in needs):
+                continue
+            bind = (lambda f: (lambda *a: f(*a, latent))) if wants_latent else (lambda f: f)
+            for seed, result in zip(seeds, _evaluate(test, needs, tables, seeds, bind)):
+                rows.append({"id": claim.id, "test": name, "seed": seed, "margin": float(result.margin),
+                             "value": result.value})
+    return pd.DataFrame(rows, columns=["id", "test", "seed", "margin", "value"])
+
+
+def robust_across_recipes(robustness: pd.DataFrame, reference: str) -> dict[str, str]:
+    """Claim id -> "yes", "no (flips in: <settings>)" or "n-a", from a claim x setting table
+    (``kneelib.study.robustness.robustness_table``: columns setting, id, test, holds). A claim is robust
+    when every setting where it is answerable gives the verdict of the ``reference`` setting; "n-a"
+    when the reference setting cannot answer it or no other setting can."""
+    rows = robustness[robustness.test == "claim"] if "test" in robustness else robustness
+    out = {}
+    for claim_id, d in rows.groupby("id", sort=False):
+        verdicts = {r.setting: r.holds for r in d.itertuples() if r.holds in (True, False)}
+        if reference not in verdicts or len(verdicts) < 2:
+            out[claim_id] = "n-a"
+            continue
+        flips = [s for s, v in verdicts.items() if v != verdicts[reference]]
+        out[claim_id] = f"no (flips in: {', '.join(flips)})" if flips else "yes"
+    return out
+
+
 def _verdict(value) -> str:
     return {True: "yes", False: "no", None: "n/a"}.get(value if value in (True, False) else None, "n/a")
 
 
-def claims_markdown(table: pd.DataFrame, title: str) -> str:
-    """The claims report as Markdown."""
+def claims_markdown(table: pd.DataFrame, title: str, robust: dict[str, str] | None = None) -> str:
+    """The claims report as Markdown; ``robust`` (claim id -> verdict, :func:`robust_across_recipes`)
+    adds the column "robust across recipes"."""
+    extra = " robust across recipes |" if robust else ""
     lines = [f"# {title}", "",
              "Each claim of Thorneloe et al. (ISMRM 2020 #1029) tested on this run's result tables "
              "(computed by `kneelib.study.claims`, not typed in). *margin* > 0 means the claim holds; across "
-             "seeds it holds only when the 95% interval of the margin lies above 0.", "",
-             "| id | claim | paper | this run | criterion | holds | holds across seeds |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "seeds it holds only when the 95% interval of the margin lies above 0."
+             + (" *Robust across recipes*: the verdict (mean margin over seeds > 0) is the same under every "
+                "training recipe of 08_robustness." if robust else ""), "",
+             "| id | claim | paper | this run | criterion | holds | holds across seeds |" + extra,
+             "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if robust else "")]
     controls = [c for c in ("against_null", "after_alignment", "by_cka") if c in table]
     for r in table.to_dict("records"):
         across = (f"{_verdict(r.get('holds_across_seeds'))} ({r.get('holds_in_seeds')}, margin "
                   f"{r.get('margin_mean', float('nan')):.3g}, 95% CI {r.get('margin_ci95')})"
                   if r.get("holds") is not None else "n/a")
         cells = [r["id"], r["claim"], r["paper"], r["this_run"], r["criterion"], _verdict(r.get("holds")), across]
+        cells += [robust.get(r["id"], "n-a")] if robust else []
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     if controls:
         lines += ["", "## Controls", "", "Does each claim survive the untrained He null (distance / null), a "
@@ -333,10 +384,31 @@ def claims_md_path(profile_name: str) -> Path:
     return paths.profile_dir(profile_name) / "claims.md"
 
 
-def write_claims(profile_name: str, seeds: list[int], latent: str, meta: dict) -> pd.DataFrame:
-    """Compute the claims from ``outputs/<profile>/results`` and write ``claims.md`` and ``claims.csv``."""
-    table = claims_table(load_tables(paths.results_dir(profile_name)), seeds, latent)
+# The claim x setting table 08_robustness writes (kneelib.study.robustness).
+ROBUSTNESS_FILE = "robustness_claims"
+
+
+def robustness_verdicts(profile_name: str) -> dict[str, str] | None:
+    """The "robust across recipes" verdicts for ``profile_name``'s claims report: from its own
+    ``results/robustness_claims.csv`` (reference setting "recipe"), else from that of a profile whose
+    ``robustness_reuse`` names it; None when no such table exists yet."""
+    sources = [profile_name] + [p.name for p in PROFILES.values() if p.robustness_reuse == profile_name]
+    for name in sources:
+        path = paths.results_dir(name) / f"{ROBUSTNESS_FILE}.csv"
+        if path.exists():
+            return robust_across_recipes(pd.read_csv(path), "recipe")
+    return None
+
+
+def write_claims(profile_name: str, seeds: list[int], latent: str, meta: dict,
+                 tables: dict | None = None) -> pd.DataFrame:
+    """Compute the claims from ``tables`` (default: those under ``outputs/<profile>/results``) and write
+    ``claims.md`` and ``claims.csv``; the report gets a "robust across recipes" column once a robustness
+    table exists (:func:`robustness_verdicts`)."""
+    tables = load_tables(paths.results_dir(profile_name)) if tables is None else tables
+    table = claims_table(tables, seeds, latent)
     save_table(table, paths.results_dir(profile_name), "claims", meta)
     write_text(claims_md_path(profile_name),
-               claims_markdown(table, f"Claims report: profile `{profile_name}`, seeds {seeds}"))
+               claims_markdown(table, f"Claims report: profile `{profile_name}`, seeds {seeds}",
+                               robustness_verdicts(profile_name)))
     return table

@@ -1,0 +1,279 @@
+"""Do the claims survive the training recipe? (08_robustness)
+
+The nine nets (and the policy runs C8 needs) are retrained under a small grid of recipes around a
+profile's own, and every claim and control is recomputed per recipe ("setting"):
+
+- ``recipe``: the profile's recipe itself. With ``Profile.robustness_reuse`` (the ``robustness``
+  profile: ``"demo"``) its nets are that profile's, reused when present (or trained where that
+  profile keeps them), provided the two recipes are identical.
+- ``ft_lr``: the fine-tuned nets at the paper's reference fine-tune learning rate, 1e-3
+  (docs/reference.md, "The reference recipe"); scratch nets as in ``recipe`` (shared, not retrained).
+- ``converge``: early stopping decides: at most ``robustness_epoch_cap`` epochs, patience
+  ``robustness_patience``, for scratch and fine-tuned nets.
+- ``wide16``: 16 base filters.
+
+Where nets live: a setting whose scratch nets differ from the reference's is a profile of its own,
+named ``<profile>/settings/<setting>`` (so ``outputs/<profile>/settings/<setting>/models/...``). A
+setting that changes only fine-tuned nets keeps the reference's scratch nets and moves every net
+whose recipe differs (:func:`relocate`) to that same folder, so no setting ever overwrites another's
+nets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+
+from kneelib.compare import distance_tables
+from kneelib.compare.activations import activation_maps, overlap_table
+from kneelib.compare.spread import interval95
+from kneelib.core import paths
+from kneelib.core.profiles import Profile, get_profile
+from kneelib.data.context import DataContext, activation_inputs, cka_images
+from kneelib.names import PAPER_HEADLINE
+from kneelib.nets.evaluate import evaluate_nets
+from kneelib.nets.run import NetSpec, train_config
+from kneelib.nets.train import TrainResult
+from kneelib.nets.unet import model_from_state
+from kneelib.nets.workers import TrainJob, train_jobs
+from kneelib.study import claims, controls, nine_nets, policy
+
+PAPER_FINETUNE_LR = 1e-3  # docs/reference.md, "The reference recipe"
+REFERENCE = "recipe"      # the setting every other is compared with
+SETTING_NAMES = ("recipe", "ft_lr", "converge", "wide16")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One training recipe of the grid: its name, a label for tables and figures, and the profile
+    fields it changes (``(field, value)`` pairs)."""
+
+    name: str
+    label: str
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+
+def setting(profile: Profile, name: str) -> Setting:
+    """The setting ``name`` (one of SETTING_NAMES) around ``profile``'s recipe."""
+    p = profile
+    if name == "recipe":
+        return Setting(name, f"recipe: lr {p.lr:g} / ft {p.finetune_lr:g}, {p.max_epochs} epochs, "
+                             f"{p.base_filters} filters")
+    if name == "ft_lr":
+        return Setting(name, f"fine-tune lr {PAPER_FINETUNE_LR:g}", (("finetune_lr", PAPER_FINETUNE_LR),))
+    if name == "converge":
+        cap, patience = p.robustness_epoch_cap, p.robustness_patience
+        extra = (("finetune_max_epochs", cap),) if p.finetune_max_epochs is not None else ()
+        return Setting(name, f"to convergence: patience {patience}, at most {cap} epochs",
+                       (("max_epochs", cap), ("patience", patience), *extra))
+    if name == "wide16":
+        return Setting(name, "16 base filters", (("base_filters", 16),))
+    raise ValueError(f"unknown robustness setting {name!r}; choose from {list(SETTING_NAMES)}")
+
+
+def settings(profile: Profile) -> list[Setting]:
+    """The grid of ``profile.robustness_settings``; the reference setting "recipe" always comes first."""
+    names = list(dict.fromkeys([REFERENCE, *profile.robustness_settings]))
+    return [setting(profile, n) for n in names]
+
+
+def grid_profile(profile: Profile) -> Profile:
+    """``profile`` with the grid's seeds (``robustness_seeds``; empty: the profile's own seeds)."""
+    return profile.replace(seeds=profile.robustness_seeds) if profile.robustness_seeds else profile
+
+
+def _same_recipe(a: Profile, b: Profile, specs: list[NetSpec]) -> bool:
+    return all(train_config(a, s) == train_config(b, s) for s in specs)
+
+
+def reference_profile(profile: Profile) -> Profile:
+    """The profile the reference setting trains (or reuses) its nets under: ``profile`` renamed to
+    ``profile.robustness_reuse`` when that profile has exactly the same recipe for all nine nets,
+    else ``profile`` itself (so a changed recipe never overwrites another profile's nets)."""
+    other = profile.robustness_reuse
+    if not other or other == profile.name:
+        return profile
+    renamed = dataclasses.replace(profile, name=other)
+    return renamed if _same_recipe(renamed, get_profile(other), nine_nets.all_specs(0)) else profile
+
+
+def setting_dir_name(profile: Profile, s: Setting) -> str:
+    """``<profile>/settings/<setting>``: the profile-folder name of a setting's own nets."""
+    return f"{profile.name}/settings/{s.name}"
+
+
+def setting_profile(profile: Profile, s: Setting) -> Profile:
+    """The profile a setting trains under: ``profile`` with the setting's overrides, named like the
+    reference profile when its scratch nets are the reference's, else :func:`setting_dir_name`."""
+    ref = reference_profile(profile)
+    changed = dataclasses.replace(ref.replace(**dict(s.overrides)), name=ref.name)
+    if _same_recipe(changed, ref, nine_nets.scratch_specs(0)):
+        return changed
+    return dataclasses.replace(changed, name=setting_dir_name(profile, s))
+
+
+def relocate(profile: Profile, s: Setting, job: TrainJob) -> TrainJob:
+    """``job`` of setting ``s``, moved to the setting's own folder when it would otherwise land in the
+    reference profile's folder with a recipe different from the reference's."""
+    ref, sp = reference_profile(profile), setting_profile(profile, s)
+    if sp.name != ref.name:
+        return job
+    overrides = dict(job.overrides)
+    if train_config(sp, job.spec, **overrides) == train_config(ref, job.spec, **overrides):
+        return job
+    home = paths.models_dir(ref.name)
+    where = job.run_dir if job.run_dir is not None else home / job.spec.folder
+    return dataclasses.replace(job, run_dir=paths.models_dir(setting_dir_name(profile, s)) / where.relative_to(home))
+
+
+States = dict[int, dict[str, dict[str, torch.Tensor]]]  # seed -> net name -> state_dict
+
+
+def train_setting(profile: Profile, ctx: DataContext, s: Setting, force: bool = False,
+                  progress: bool = True) -> tuple[States, pd.DataFrame]:
+    """Train (or reuse) the nine nets of every seed of ``profile`` under setting ``s``.
+
+    Returns the weights (seed -> net -> state) and one row per net: setting, seed, net, kind, epochs,
+    best_epoch, best_val_loss, train_seconds (summed over the run's epochs, also for reused nets),
+    reused, run_dir.
+    """
+    sp = setting_profile(profile, s)
+    specs = [spec for seed in profile.seeds for spec in nine_nets.all_specs(seed)]
+    jobs = [relocate(profile, s, TrainJob(spec)) for spec in specs]
+    results: list[TrainResult] = train_jobs(sp, ctx, jobs, force=force, progress=progress)
+    states: States = {}
+    rows = []
+    for spec, result in zip(specs, results):
+        states.setdefault(spec.seed, {})[spec.name] = result.state
+        rows.append({"setting": s.name, "seed": spec.seed, "net": spec.name,
+                     "kind": "scratch" if spec.base is None else "fine-tuned", "epochs": len(result.history),
+                     "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+                     "train_seconds": sum(h["seconds"] for h in result.history), "reused": result.reused,
+                     "run_dir": str(result.run_dir)})
+    return states, pd.DataFrame(rows)
+
+
+def claim_inputs(profile: Profile, ctx: DataContext, s: Setting, states: States, force: bool = False,
+                 progress: bool = True) -> dict:
+    """Every table the claims and controls read (names as ``kneelib.study.claims.claims_table`` takes
+    them), computed as 03-07 compute them, for the nets ``states`` of setting ``s``."""
+    sp = setting_profile(profile, s)
+    seeds = sorted(states)
+    tables = distance_tables.distance_tables(states)
+    out: dict = {name: tables[name] for name in ("scratch_pairs", "finetune", "tissue")}
+    out["headline"] = {"by_seed": tables["headline"]}
+    specs: dict[NetSpec, dict[str, torch.Tensor]] = {
+        spec: states[spec.seed][spec.name] for seed in seeds for spec in nine_nets.all_specs(seed)}
+    out["per_scan"] = evaluate_nets(sp, ctx, specs)
+    null = distance_tables.null_table(sp, states[seeds[0]]["F(s)"])
+    out["null_ratio"] = controls.null_ratio_table(tables["scratch_pairs"], null)
+    out["aligned"] = controls.aligned_scratch_pairs(states)
+    out["cka"], _ = controls.cka_tables(states, cka_images(sp, ctx, sp.cka_slices), sp.depth)
+    images, _, _ = activation_inputs(sp, ctx, sp.activation_slices)
+    out["overlap"] = pd.concat([
+        overlap_table({n: activation_maps(model_from_state(st), images) for n, st in states[seed].items()},
+                      "correlation").assign(seed=seed) for seed in seeds], ignore_index=True)
+    out["policy"] = policy.run_policy(sp, ctx, policy.policy_runs(sp), force=force, progress=progress,
+                                      relocate=lambda job: relocate(profile, s, job))
+    return out
+
+
+def setting_margins(s: Setting, tables: dict, seeds: list[int], latent: str) -> pd.DataFrame:
+    """Every claim's and control's margin per seed under setting ``s`` (``claims.claim_margins`` plus
+    a ``setting`` column)."""
+    return claims.claim_margins(tables, seeds, latent).assign(setting=s.name)
+
+
+def headline_ratios(s: Setting, tables: dict) -> pd.DataFrame:
+    """The C3 headline per seed of one setting: setting, seed, to_base, to_own_scratch and
+    base_over_own = to_base / to_own_scratch (the paper's: 8.17e-3 / 6.45e-2 = 0.13; the headline's own
+    ``ratio`` is the inverse)."""
+    frame = distance_tables.headline_frame(tables["headline"]["by_seed"])
+    return frame.assign(setting=s.name, base_over_own=frame.to_base / frame.to_own_scratch)
+
+
+def robustness_table(margins: pd.DataFrame) -> pd.DataFrame:
+    """Claim x setting summary of per-seed margins (columns setting, id, test, seed, margin, as
+    :func:`kneelib.study.claims.claim_margins` with a ``setting`` column).
+
+    One row per (setting, id, test): n_seeds, holds_in_seeds ("k/n"), margin_mean, margin_sd,
+    ci95_low, ci95_high (Student t across seeds), holds (mean margin > 0; None when not answerable)
+    and holds_across_seeds (whole interval above 0; None with one seed or nan margins).
+    """
+    missing = [c for c in ("setting", "id", "test", "seed", "margin") if c not in margins]
+    if missing:
+        raise ValueError(f"robustness_table: columns {missing} missing (has {list(margins.columns)})")
+    rows = []
+    for (setting_name, claim_id, test), d in margins.groupby(["setting", "id", "test"], sort=False):
+        values = d.margin.astype(float)
+        answerable = values.dropna()
+        if answerable.empty:
+            mean = sd = lo = hi = math.nan
+        else:
+            mean, sd, lo, hi = interval95(answerable.tolist())
+        rows.append({"setting": setting_name, "id": claim_id, "test": test, "n_seeds": len(d),
+                     "holds_in_seeds": f"{int((answerable > 0).sum())}/{len(d)}" if len(answerable) else "n/a",
+                     "margin_mean": mean,
+                     "margin_sd": sd, "ci95_low": lo, "ci95_high": hi,
+                     "holds": None if math.isnan(mean) else bool(mean > 0),
+                     "holds_across_seeds": None if math.isnan(lo) else bool(lo > 0)})
+    return pd.DataFrame(rows)
+
+
+def ratio_summary(ratios: pd.DataFrame, nets: pd.DataFrame) -> pd.DataFrame:
+    """Per setting: mean and 95% interval across seeds of the C3 ratio to_base / to_own_scratch
+    (``ratios``: :func:`headline_ratios` rows), beside the mean epochs the
+    scratch and the fine-tuned nets trained (and where their best weights were)."""
+    rows = []
+    for name, d in ratios.groupby("setting", sort=False):
+        mean, _, lo, hi = interval95(d.base_over_own.tolist())
+        n = nets[nets.setting == name]
+        by_kind = n.groupby("kind")[["epochs", "best_epoch"]].mean()
+        rows.append({"setting": name, "ratio_mean": mean, "ratio_ci95_low": lo, "ratio_ci95_high": hi,
+                     "to_base_mean": d.to_base.mean(), "to_own_scratch_mean": d.to_own_scratch.mean(),
+                     "paper_ratio": PAPER_HEADLINE["to_base"] / PAPER_HEADLINE["to_own_scratch"],
+                     "scratch_epochs": by_kind.epochs.get("scratch", math.nan),
+                     "finetune_epochs": by_kind.epochs.get("fine-tuned", math.nan),
+                     "scratch_best_epoch": by_kind.best_epoch.get("scratch", math.nan),
+                     "finetune_best_epoch": by_kind.best_epoch.get("fine-tuned", math.nan)})
+    return pd.DataFrame(rows)
+
+
+def settings_table(profile: Profile, grid: list[Setting]) -> pd.DataFrame:
+    """What each setting trains with: its label, where its nets live, and the recipe fields that vary."""
+    fields = ("lr", "finetune_lr", "max_epochs", "finetune_max_epochs", "patience", "base_filters")
+    rows = []
+    for s in grid:
+        sp = setting_profile(profile, s)
+        rows.append({"setting": s.name, "label": s.label, "profile_folder": sp.name,
+                     **{f: getattr(sp, f) for f in fields}})
+    return pd.DataFrame(rows)
+
+
+def summary_markdown(ratios: pd.DataFrame, table: pd.DataFrame, grid: list[Setting]) -> str:
+    """A short paragraph, from the numbers, on what the recipe changes: the C3 ratio (fine-tuned to
+    base / to own scratch) per setting beside the paper's, how long the nets trained, and which
+    claims' verdicts flip (``ratios``: :func:`ratio_summary`; ``table``: :func:`robustness_table`)."""
+    labels = {s.name: s.label for s in grid}
+    parts = []
+    for r in ratios.itertuples():
+        interval = ("" if math.isnan(r.ratio_ci95_low)
+                    else f" (95% interval {r.ratio_ci95_low:.2f} to {r.ratio_ci95_high:.2f})")
+        parts.append(f"**{labels.get(r.setting, r.setting)}**: ratio {r.ratio_mean:.2f}{interval}, scratch nets "
+                     f"{r.scratch_epochs:.1f} epochs (best at {r.scratch_best_epoch:.1f}), fine-tuned "
+                     f"{r.finetune_epochs:.1f} (best at {r.finetune_best_epoch:.1f})")
+    paper = float(ratios.paper_ratio.iloc[0]) if len(ratios) else math.nan
+    verdicts = claims.robust_across_recipes(table, REFERENCE)
+    robust = [c for c, v in verdicts.items() if v == "yes"]
+    flips = [f"{c} {v[3:]}" for c, v in verdicts.items() if v.startswith("no")]
+    unanswered = [c for c, v in verdicts.items() if v == "n-a"]
+    return (f"The fine-tuned-to-base distance as a share of the fine-tuned-to-own-scratch distance (C3's ratio; "
+            f"the paper's is {paper:.2f}) per recipe: " + "; ".join(parts) + ". "
+            f"Verdicts (mean margin over seeds > 0) unchanged across recipes: {', '.join(robust) or 'none'}. "
+            f"Changed: {'; '.join(flips) or 'none'}."
+            + (f" Not answerable in every recipe: {', '.join(unanswered)}." if unanswered else ""))
