@@ -29,3 +29,14 @@ def test_overrides_and_their_errors():
         get_profile("demo", max_epochs="5")
     with pytest.raises(ValueError, match="precision"):
         get_profile("tiny", precision="fp8")
+
+
+def test_executor_parameters_and_their_errors():
+    assert get_profile("tiny").executor == "local"
+    assert get_profile("tiny", executor="submitit", slurm_mem_gb=4).slurm_mem_gb == 4.0
+    with pytest.raises(ValueError, match="executor='dask': use one of local, submitit"):
+        get_profile("tiny", executor="dask")
+    with pytest.raises(ValueError, match="gpus_per_net=2: a net trains on one device"):
+        get_profile("tiny", gpus_per_net=2)
+    with pytest.raises(ValueError, match="slurm_time_min=0 must be >= 1"):
+        get_profile("tiny", slurm_time_min=0)

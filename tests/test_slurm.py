@@ -22,6 +22,7 @@ from kneelib.core import paths
 from kneelib.core.profiles import get_profile
 from kneelib.data import context
 from kneelib.nets import run, slurm, workers
+from kneelib.report import runner
 from kneelib.study import nine_nets
 
 pytestmark = pytest.mark.slow
@@ -146,6 +147,13 @@ def test_slurm_refuses_parameters_before_anything_trains(slurm_cluster, tmp_path
         workers.train_jobs(profile, context.prepare_data(profile), [workers.TrainJob(run.NetSpec(F))],
                            progress=False)
     assert not (tmp_path / "tiny" / "jobs").exists() and not (tmp_path / "tiny" / "models").exists()
+
+
+def test_reproduce_refuses_bad_slurm_parameters_before_the_first_notebook(slurm_cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv(paths.OUTPUTS_ENV, str(tmp_path))
+    with pytest.raises(ValueError, match="slurm_partition='gpu_nodes'.*invalid partition"):
+        runner.reproduce("tiny", {"executor": "submitit", "slurm_partition": "gpu_nodes"}, only=["02"], report=False)
+    assert not any(tmp_path.iterdir())
 
 
 def test_submitit_refuses_unknown_parameters_of_the_config_file(slurm_cluster, tmp_path):
