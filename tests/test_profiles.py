@@ -51,3 +51,14 @@ def test_optional_fields_take_none_and_values_are_coerced():
     assert p.steps_per_epoch == 3 and p.finetune_max_epochs is None
     assert p.seeds == (0, 2) and isinstance(p.lr, float) and p.lr == 1.0
     assert get_profile("tiny", steps_per_epoch=3).replace(steps_per_epoch=None).steps_per_epoch is None
+
+
+def test_executor_parameters_and_their_errors():
+    assert get_profile("tiny").executor == "local"
+    assert get_profile("tiny", executor="submitit", slurm_mem_gb=4).slurm_mem_gb == 4.0
+    with pytest.raises(ValueError, match="executor='dask': use one of local, submitit"):
+        get_profile("tiny", executor="dask")
+    with pytest.raises(ValueError, match="gpus_per_net=2: a net trains on one device"):
+        get_profile("tiny", gpus_per_net=2)
+    with pytest.raises(ValueError, match="slurm_time_min=0 must be >= 1"):
+        get_profile("tiny", slurm_time_min=0)

@@ -47,3 +47,15 @@ def test_missing_real_data_root_is_named(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="nowhere"):
         context.prepare_data(get_profile("tiny"), tmp_path / "nowhere")
+
+
+def test_real_data_of_another_shape_is_refused_naming_the_shapes(tmp_path):
+    from kneelib.core.profiles import get_profile
+    from kneelib.data.phantoms import make_dataset
+
+    make_dataset(tmp_path, {"train": 1, "valid": 1, "test": 1}, (16, 16, 4), seed=1, workers=1)
+    with pytest.raises(ValueError, match=r"6 of 6 scans do not have profile 'tiny' volume_shape=\[48, 48, 8\] "
+                                         r"\(scan .* is \[16, 16, 4\]\).*--set volume_shape=\[16, 16, 4\]"):
+        context.prepare_data(get_profile("tiny"), tmp_path)
+    ctx = context.prepare_data(get_profile("tiny", volume_shape=[16, 16, 4], slice_size=16), tmp_path)
+    assert ctx.source == "real" and len(ctx.records) == 6

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+
 import pytest
 import torch
 
@@ -64,3 +67,36 @@ def test_worker_failure_names_the_net(tmp_path, monkeypatch):
     # and the executor's one call in flight can have started at most two of them.)
     started = [j for j in queued if (j.run_dir / "last.pt").exists() or (j.run_dir / "best.pt").exists()]
     assert len(started) <= 2, started
+
+
+def test_local_gpus_per_net_must_exist_on_this_machine(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(ValueError, match="gpus_per_net=1, but this machine shows 0 GPUs"):
+        workers.check_executor(get_profile("tiny", gpus_per_net=1))
+    workers.check_executor(get_profile("tiny", gpus_per_net=0))
+
+
+def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert workers.visible_gpus() == ["3", "5"]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert workers.visible_gpus() == ["0", "1"]
+
+
+def _device_of_worker(barrier) -> tuple[int, str]:
+    barrier.wait(timeout=120)  # both tasks at once: each on its own worker
+    return os.getpid(), os.environ["CUDA_VISIBLE_DEVICES"]
+
+
+@pytest.mark.slow
+def test_each_pool_worker_is_pinned_to_its_own_gpu():
+    with multiprocessing.get_context("spawn").Manager() as manager:
+        barrier = manager.Barrier(2)
+        pool = workers.make_pool(2, 1, ["3", "5"])
+        try:
+            seen = [f.result(timeout=180) for f in [pool.submit(_device_of_worker, barrier) for _ in range(2)]]
+        finally:
+            pool.shutdown()
+    assert len({pid for pid, _ in seen}) == 2
+    assert sorted(device for _, device in seen) == ["3", "5"]

@@ -19,6 +19,8 @@ from typing import Any
 
 from kneelib.names import IWOAI_SUBJECTS
 
+EXECUTORS = ("local", "submitit")
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -49,6 +51,15 @@ class Profile:
     precision: str = "auto"        # "auto" (bf16 on CPUs that have it, fp16 on CUDA), "bf16", "fp16", "fp32"
     num_workers: int = 0           # DataLoader worker processes
     parallel_nets: int = 1         # independent nets trained at once in worker processes (kneelib.nets.workers)
+    # -- where the nets train (kneelib.nets.workers, kneelib.nets.slurm; README "On a Slurm cluster")
+    executor: str = "local"        # "local": this machine's processes; "submitit": one Slurm job per net
+    gpus_per_net: int = 0          # GPUs a net needs: requested per Slurm job; checked against this machine locally
+    slurm_partition: str = ""      # "" : the cluster's default partition
+    slurm_cpus_per_net: int = 1    # CPUs per job; the job trains with this many threads
+    slurm_mem_gb: float = 8.0      # memory per job
+    slurm_time_min: int = 60       # time limit per job; a job stopped by it is resubmitted and resumes
+    slurm_config: str = ""         # a JSON file of further submitit parameters, e.g. {"slurm_account": "lab"}
+    slurm_max_resubmits: int = 3   # resubmissions of a net whose job died, was cancelled or was preempted
     # -- analysis
     eval_batch_size: int = 32
     activation_slices: int = 4     # test slices shown in Fig. 5
@@ -164,6 +175,12 @@ def _validate(p: Profile) -> None:
         (p.lr > 0 and p.finetune_lr > 0, f"lr={p.lr}, finetune_lr={p.finetune_lr} must be > 0"),
         (len(p.seeds) >= 1, "seeds must list at least one seed"),
         (p.parallel_nets >= 1, f"parallel_nets={p.parallel_nets} must be >= 1"),
+        (p.executor in EXECUTORS, f"executor={p.executor!r}: use one of {', '.join(EXECUTORS)}"),
+        (p.gpus_per_net in (0, 1), f"gpus_per_net={p.gpus_per_net}: a net trains on one device, use 0 or 1"),
+        (p.slurm_cpus_per_net >= 1, f"slurm_cpus_per_net={p.slurm_cpus_per_net} must be >= 1"),
+        (p.slurm_mem_gb > 0, f"slurm_mem_gb={p.slurm_mem_gb} must be > 0"),
+        (p.slurm_time_min >= 1, f"slurm_time_min={p.slurm_time_min} must be >= 1"),
+        (p.slurm_max_resubmits >= 0, f"slurm_max_resubmits={p.slurm_max_resubmits} must be >= 0"),
         (p.loss_reduction in ("batch", "sample"), f"loss_reduction={p.loss_reduction!r}: use batch or sample"),
         (p.precision in ("auto", "bf16", "fp16", "fp32"), f"precision={p.precision!r}: use auto, bf16, fp16, fp32"),
         (len(p.policy_steps) >= 1 and set(p.policy_steps) <= {"epochs", "matched"},

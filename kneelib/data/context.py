@@ -53,12 +53,23 @@ def prepare_data(profile: Profile, data_root: str | os.PathLike | None = None) -
             raise FileNotFoundError(f"data root {root} does not exist (data_root / ${paths.DATA_ROOT_ENV})")
         manifest_path = root / "manifest.csv" if (root / "manifest.csv").exists() else paths.IWOAI_MANIFEST
         records = manifest.read_manifest(manifest_path)
-        iwoai.validate_dataset(records, root)
+        _check_shapes(profile, iwoai.validate_dataset(records, root), root)
         return DataContext(root, tuple(records), manifest.manifest_hash(records), "real", cache_dir / "real")
     root = paths.phantom_dir(profile.name)
     manifest_path = make_dataset(root, dict(profile.subjects), tuple(profile.volume_shape), seed=profile.data_seed)
     records = manifest.read_manifest(manifest_path)
     return DataContext(root, tuple(records), manifest.manifest_hash(records), "phantom", cache_dir / "phantom")
+
+
+def _check_shapes(profile: Profile, shapes: dict[str, tuple[int, int, int]], root: Path) -> None:
+    """Every scan must have the profile's ``volume_shape``: a profile is sized for one shape of scan
+    (slice size, batch size, memory), so other scans call for another profile or an override."""
+    wrong = {scan: shape for scan, shape in shapes.items() if tuple(shape) != tuple(profile.volume_shape)}
+    if wrong:
+        scan, shape = next(iter(wrong.items()))
+        raise ValueError(f"data root {root}: {len(wrong)} of {len(shapes)} scans do not have profile "
+                         f"{profile.name!r} volume_shape={list(profile.volume_shape)} (scan {scan} is "
+                         f"{list(shape)}); use a profile for this data or --set volume_shape={list(shape)}")
 
 
 def subset_subjects(records: list[manifest.ScanRecord], fraction: float, seed: int) -> list[manifest.ScanRecord]:

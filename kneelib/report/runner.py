@@ -76,7 +76,11 @@ def reproduce(profile: str = "demo", overrides: dict[str, Any] | None = None, da
               only: list[str] | None = None, force: bool = False, report: bool = True) -> list[Path]:
     """Run the notebooks in order; returns the executed notebooks' paths."""
     overrides = overrides or {}
-    get_profile(profile, **overrides)  # fail fast on a bad profile or parameter
+    p = get_profile(profile, **overrides)  # fail fast on a bad profile or parameter
+    if p.executor != "local" or p.gpus_per_net:  # ... or nets that cannot train where the profile says
+        from kneelib.nets.workers import check_executor  # torch: only when there is something to check
+
+        check_executor(p)
     names = ([n for n in available_notebooks() if n not in OPT_IN] if not only
              else [n for n in available_notebooks() if n in only or n[:2] in only])
     if only and not names:
