@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from kneelib.core.atomic import save_torch
 from kneelib.core.paths import REPO_ROOT
+from kneelib.core.progress import report_epoch
 from kneelib.core.provenance import provenance
 from kneelib.nets.losses import dice_sums, soft_dice_loss
 from kneelib.nets.unet import UNet2D, init_head_bias
@@ -376,6 +377,7 @@ def fit(cfg: TrainConfig, train_ds: Dataset, val_ds: Dataset, run_dir: str | Pat
         if progress:
             tqdm.write(f"{run_dir.name}: epoch {epoch} train {train_loss:.4f} val {val_loss:.4f} "
                        f"lr {lr:.2e}{' *' if best_epoch == epoch else ''}")
+        report_epoch(run_dir.name, epoch, cfg.max_epochs, train_loss, val_loss, history[-1]["seconds"])  # status
         save_torch(last_path, {"key": key, "model": _cpu_state(model), "optimizer": opt.state_dict(),
                                "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
                                "bad_epochs": bad_epochs, "best_state": best_state,
