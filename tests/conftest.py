@@ -9,3 +9,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One headless run of the whole suite at the tiny profile (``python -m kneelib reproduce
+    --profile tiny``), shared by the tests that check its outputs: yields (outputs root, executed
+    notebooks). Slow: only tests marked slow use it."""
+    from kneelib.core import paths
+    from kneelib.report import runner
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(paths.OUTPUTS_ENV, str(root))
+        executed = runner.reproduce("tiny")
+    yield root, executed
