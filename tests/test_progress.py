@@ -74,3 +74,22 @@ def test_plotlyjs_is_written_once_per_folder_and_referenced(tmp_path):
     first["plotlyjs"].write_text("stale")
     export.save_figure(fig, tmp_path, "c", png=False)
     assert first["plotlyjs"].stat().st_size > 1_000_000  # a different bundle is replaced
+
+
+def test_report_inlines_plotlyjs_once(tmp_path):
+    import nbformat
+
+    from kneelib.report.runner import build_report
+
+    bundle = {"output_type": "display_data", "metadata": {},
+              "data": {"text/html": "<script>/** plotly.js v3 */" + "x" * 1_100_000 + "</script>"}}
+    paths = []
+    for i in range(3):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell("fig.show()", outputs=[nbformat.from_dict(bundle)]),
+                    nbformat.v4.new_code_cell("1", outputs=[nbformat.v4.new_output(
+                        "execute_result", {"text/plain": f"marker{i}"}, execution_count=1)])]
+        paths.append(tmp_path / f"0{i}.ipynb")
+        nbformat.write(nb, paths[-1])
+    html = build_report(paths, tmp_path / "report.html").read_text()
+    assert html.count("plotly.js v3") == 1 and all(f"marker{i}" in html for i in range(3))

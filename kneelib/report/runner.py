@@ -132,16 +132,34 @@ def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, expected_
     return output
 
 
+def _is_plotlyjs_bundle(output: dict) -> bool:
+    """The output plotly's ``notebook`` renderer adds once per notebook: all of plotly.js (~4.8 MB)."""
+    html = output.get("data", {}).get("text/html", "")
+    html = "".join(html) if isinstance(html, list) else html
+    return len(html) > 1_000_000 and "plotly.js v" in html[:5000]
+
+
 def build_report(executed: list[Path], out_path: Path) -> Path:
-    """One HTML page holding every executed notebook in order (nbconvert)."""
+    """One HTML page holding every executed notebook in order (nbconvert), with plotly.js inlined
+    once (each executed notebook carries its own copy; the first one serves the whole page)."""
     import nbformat
     from nbconvert import HTMLExporter
 
     from kneelib.core.atomic import write_text
 
     combined = nbformat.v4.new_notebook()
+    bundle_seen = False
     for path in executed:
         nb = nbformat.read(path, as_version=4)
+        for cell in (c for c in nb.cells if c.cell_type == "code"):
+            kept = []
+            for output in cell.outputs:
+                if _is_plotlyjs_bundle(output):
+                    if bundle_seen:
+                        continue
+                    bundle_seen = True
+                kept.append(output)
+            cell.outputs = kept
         combined.cells.append(nbformat.v4.new_markdown_cell(f"---\n# Notebook `{path.stem}`"))
         combined.cells.extend(nb.cells)
         combined.metadata = nb.metadata
