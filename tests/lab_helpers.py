@@ -58,6 +58,7 @@ def chromium_page(tmp: Path, width: int = 1280, height: int = 900) -> Iterator:
             page.console_errors = []
             page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
             page.on("pageerror", lambda e: page.console_errors.append(f"uncaught: {e}"))
+            page.on("requestfailed", lambda r: page.console_errors.append(f"request failed: {r.url}"))
             yield page
         finally:
             context.close()

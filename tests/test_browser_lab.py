@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import pytest
 from lab_helpers import LabServer, chromium_page, tiny_notebook
@@ -78,13 +79,18 @@ def state(page) -> dict:
     return page.evaluate(STATE_JS)
 
 
-def change(page, before: dict, action) -> dict:
-    """Do ``action`` and wait until the figure in the page shows something else."""
+def change(page, before: dict, action, done=lambda s: True, timeout_s: float = 60) -> dict:
+    """Do ``action``; wait until the figure in the page shows something else and ``done(state)``
+    holds (updates reach the page in several messages), then return what it shows."""
     action()
-    page.wait_for_function(f"() => JSON.stringify(({STATE_JS})()) !== {json.dumps(json.dumps(before))}",
-                           timeout=60_000, polling=200)
-    page.wait_for_timeout(800)  # let a batch of updates finish
-    return state(page)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+        now = state(page)
+        if now != before and done(now):
+            page.wait_for_timeout(500)
+            return state(page)
+    raise AssertionError(f"the figure did not update within {timeout_s} s: {json.dumps(now)[:2000]}")
 
 
 def of_type(s: dict, kind: str) -> list[dict]:
@@ -115,7 +121,7 @@ def check_controls_in_view(page, shot) -> None:
         const area = box(document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer'));
         const out = {PLOT}.closest('.jp-OutputArea-output');
         return {{area, figure: box({PLOT}), overflow: out.scrollWidth - out.clientWidth,
-                controls: [...w.querySelectorAll('select, button')].map(box)}};
+                controls: [...w.querySelectorAll('.widget-dropdown select, .widget-select-multiple select, button.widget-toggle-button')].map(box)}};
     }}""")
     left, top, right, bottom = boxes["area"]
     assert len(boxes["controls"]) == 4, boxes  # example, group, outlines, nets
@@ -166,23 +172,25 @@ def test_activation_browser_in_jupyterlab(tiny_run, tmp_path):
             assert of_type(s2, "heatmap")[0]["sum"] != of_type(s1, "heatmap")[0]["sum"]
             assert of_type(s2, "image")[0]["sum"] == of_type(s1, "image")[0]["sum"]  # same slice
 
-            s3 = change(page, s2, lambda: nets.select_option(names[:3]))
+            s3 = change(page, s2, lambda: nets.select_option(names[:3]), lambda s: len(s["panels"]) == 4)
             assert [t["name"] for t in of_type(s3, "heatmap")] == names[:3]
             check_orientation(s3, 4)  # the input slice stays upright after the panels are rebuilt
             check_controls_in_view(page, tmp_path / "lab_3_nets.png")
 
-            s4 = change(page, s3, outlines.click)
+            s4 = change(page, s3, outlines.click,
+                        lambda s: not any(t["visible"] is True for t in of_type(s, "scatter")))
             assert all(t["visible"] is False for t in of_type(s4, "scatter"))
             assert all(t["visible"] is True for t in of_type(s3, "scatter"))
-            s5 = change(page, s4, outlines.click)
+            s5 = change(page, s4, outlines.click,
+                        lambda s: all(t["visible"] is True for t in of_type(s, "scatter")))
             assert all(t["visible"] is True for t in of_type(s5, "scatter"))
 
-            s9 = change(page, s5, lambda: nets.select_option(names))
+            s9 = change(page, s5, lambda: nets.select_option(names), lambda s: len(s["panels"]) == 10)
             assert [t["name"] for t in of_type(s9, "heatmap")] == names
             check_orientation(s9, 10)
             check_controls_in_view(page, tmp_path / "lab_9_nets.png")
 
-            s1b = change(page, s9, lambda: nets.select_option(names[1]))
+            s1b = change(page, s9, lambda: nets.select_option(names[1]), lambda s: len(s["panels"]) == 2)
             assert [t["name"] for t in of_type(s1b, "heatmap")] == [names[1]]
             check_orientation(s1b, 2)
     finally:
