@@ -119,7 +119,7 @@ def check_controls_in_view(page, shot) -> None:
         const box = (e) => {{ const r = e.getBoundingClientRect();
                               return [r.left, r.top, r.right, r.bottom]; }};
         const CONTROLS = {CONTROLS};
-        const w = {PLOT}.closest('.widget-box.widget-vbox');
+        const w = {PLOT}.closest('.widget-box.widget-vbox') || {PLOT}.closest('.widget-box');
         const area = box(document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer'));
         const out = {PLOT}.closest('.jp-OutputArea-output');
         return {{area, figure: box({PLOT}), overflow: out.scrollWidth - out.clientWidth,
