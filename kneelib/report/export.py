@@ -88,14 +88,16 @@ def wrap_title(fig: go.Figure, width: int) -> int:
             else:
                 line = f"{line} {word}" if line else word
         lines.append(line)
+    # Subplot titles sit just above the plot area: a multi-line title goes above them.
+    above = TITLE_LINE_PX if any(a.yref == "paper" and (a.y or 0) >= 1 for a in fig.layout.annotations) else 0
     top = fig.layout.margin.t if fig.layout.margin.t is not None else 100
     fig.update_layout(title_text="<br>".join(lines),
-                      margin_t=max(top, 40 + TITLE_LINE_PX * len(lines) + (20 if len(lines) > 1 else 0)))
+                      margin_t=max(top, 40 + above + TITLE_LINE_PX * len(lines) + (20 if len(lines) > 1 else 0)))
     if len(lines) > 1 and fig.layout.title.y is None:
         # Anchored on the plot area's top edge; plotly places a multi-line title by its first line,
         # so the padding lifts the lines below it clear of the plot.
         fig.update_layout(title={"y": 1, "yref": "paper", "yanchor": "bottom",
-                                 "pad": {"b": 12 + TITLE_LINE_PX * (len(lines) - 1)}})
+                                 "pad": {"b": 12 + above + TITLE_LINE_PX * (len(lines) - 1)}})
     return len(lines)
 
 
