@@ -104,3 +104,23 @@ def test_bad_inputs(data):
     bad["T(s)"]["enc_layer1"] = bad["T(s)"]["enc_layer1"][:, :8]
     with pytest.raises(ValueError, match="T\\(s\\)"):
         ActivationBrowser(bad, images, truth)
+
+
+def test_every_panel_keeps_image_orientation_and_the_grid_wraps(data):
+    """Explicit ranges on every rebuild: row 0 at the top of every panel, the input slice included,
+    whatever plotly's autorange would make of the new traces; no fixed width; 5 panels a row."""
+    maps, images, truth = data
+    b = ActivationBrowser(maps, images, truth)
+    for nets in [("F(s)",), ("T(s)", "T|F(s)", "M(s)"), tuple(NETS), ("M(s)",)]:
+        b.nets.value = nets
+        k = 1 + len(nets)
+        for p in range(k):
+            s = "" if p == 0 else str(p + 1)
+            assert list(b.figure.layout[f"yaxis{s}"].range) == [H - 0.5, -0.5], (nets, p)
+            assert b.figure.layout[f"yaxis{s}"].autorange is False
+            assert list(b.figure.layout[f"xaxis{s}"].range) == [-0.5, W - 0.5]
+        assert b.figure.layout.width is None
+    assert b.grid(1) == (1, 1) and b.grid(5) == (1, 5) and b.grid(6) == (2, 5) and b.grid(10) == (2, 5)
+    b.nets.value = tuple(NETS)  # 5 panels: one row; the controls are a row above the figure
+    assert b.figure.layout.yaxis5.domain[0] == b.figure.layout.yaxis.domain[0]
+    assert b.widget.children[1] is b.figure and b.example in b.widget.children[0].children[0].children

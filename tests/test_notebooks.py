@@ -95,10 +95,10 @@ def test_failing_notebook_names_notebook_cell_and_partial_output(tmp_path, monke
 
 
 @pytest.mark.slow
-def test_whole_suite_runs_at_tiny_profile(tmp_path, monkeypatch):
-    monkeypatch.setenv(paths.OUTPUTS_ENV, str(tmp_path))
-    executed = runner.reproduce("tiny")
-    out = tmp_path / "tiny"
+def test_whole_suite_runs_at_tiny_profile(tiny_run, monkeypatch):
+    root, executed = tiny_run  # runner.reproduce("tiny") into a temp outputs root (conftest.py)
+    monkeypatch.setenv(paths.OUTPUTS_ENV, str(root))
+    out = root / "tiny"
     assert [p.stem for p in executed] == [n for n in runner.available_notebooks() if n not in runner.OPT_IN]
     for p in executed:
         nb = nbformat.read(p, as_version=4)

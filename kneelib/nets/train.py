@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from kneelib.core.atomic import save_torch
 from kneelib.core.paths import REPO_ROOT
+from kneelib.core.progress import report_epoch
 from kneelib.core.provenance import provenance
 from kneelib.nets.losses import dice_sums, soft_dice_loss
 from kneelib.nets.unet import UNet2D, init_head_bias
@@ -404,6 +405,7 @@ def fit(cfg: TrainConfig, train_ds: Dataset, val_ds: Dataset, run_dir: str | Pat
         if progress:
             tqdm.write(f"{run_dir.name}: epoch {loop.epoch} train {train_loss:.4f} val {val_loss:.4f} "
                        f"lr {lr:.2e}{' *' if loop.best_epoch == loop.epoch else ''}")
+        report_epoch(run_dir.name, loop.epoch, cfg.max_epochs, train_loss, val_loss, loop.history[-1]["seconds"])
         save_torch(last_path, loop.payload(key, meta, model=_cpu_state(model), optimizer=opt.state_dict(),
                                            scheduler=sched.state_dict()))
 

@@ -5,8 +5,8 @@ Usage in a notebook::
     browser = ActivationBrowser(maps_by_net, images, truth_masks, scan_labels=labels)
     browser.widget  # display it
 
-The controls pick the example slice, the layer group, one or several nets (shown side by
-side after the input slice) and whether the ground-truth outlines are drawn. Every change
+The controls pick the example slice, the layer group, one or several nets (shown in a
+grid after the input slice, at most five panels a row) and whether the ground-truth outlines are drawn. Every change
 updates the one ``FigureWidget`` in place; it is never rebuilt, so zoom and the page layout
 stay put. ``FigureWidget`` needs the ``anywidget`` package; outside a kernel ipywidgets falls
 back to a dummy comm, so the callbacks can be driven from plain Python (that is how the tests
@@ -24,7 +24,10 @@ import torch
 
 from kneelib.report.activation_plots import MAP_COLORSCALE, image_rgb, image_stack, mask_outline, outline_traces
 
-PANEL_PX = 260  # width of one panel in pixels
+ROW_PX = (180, 250)  # height of one row of panels, title included, in pixels: with 5 and with 1-2 columns
+TITLE_PX = 24  # of which the panel titles take
+MARGIN_PX = 110  # figure title, legend and margins, in pixels
+MAX_COLUMNS = 5  # panels per row; more selected nets wrap onto further rows
 GAP = 0.01  # horizontal gap between panels, as a fraction of the figure width
 
 
@@ -83,8 +86,11 @@ class ActivationBrowser:
         self.update()
         for w in (self.example, self.group, self.nets, self.outlines):
             w.observe(self._on_change, names="value")
-        controls = widgets.VBox([self.example, self.group, self.outlines, self.nets])
-        self.widget = widgets.HBox([controls, self.figure])
+        # Controls above the figure (a wrapping row), so they stay in view however many nets
+        # are shown; the figure below takes the notebook's width.
+        controls = widgets.HBox([widgets.VBox([self.example, self.group, self.outlines]), self.nets],
+                                layout=widgets.Layout(flex_flow="row wrap"))
+        self.widget = widgets.VBox([controls, self.figure])
 
     # -- checks and layout --------------------------------------------------------------------
 
@@ -108,9 +114,9 @@ class ActivationBrowser:
             axes[f"xaxis{s}"] = {"anchor": f"y{s}", "showticklabels": False, "showgrid": False,
                                  "zeroline": False, "constrain": "domain"}
             axes[f"yaxis{s}"] = {"anchor": f"x{s}", "showticklabels": False, "showgrid": False,
-                                 "zeroline": False, "autorange": "reversed", "scaleanchor": f"x{s}",
+                                 "zeroline": False, "scaleanchor": f"x{s}",
                                  "constrain": "domain"}
-        return go.Layout(**axes, height=PANEL_PX + 90, plot_bgcolor="black",
+        return go.Layout(**axes, height=ROW_PX[1] + MARGIN_PX, autosize=True, plot_bgcolor="black",
                          margin={"l": 10, "r": 10, "t": 50, "b": 10},
                          coloraxis={"colorscale": MAP_COLORSCALE, "cmin": 0.0, "cmax": 1.0,
                                     "colorbar": {"title": {"text": "activation"}, "len": 0.9}},
@@ -130,28 +136,47 @@ class ActivationBrowser:
         outlines = outline_traces(self.truth, 0, show_legend=panel == 0, **axes)
         return [first, *outlines]
 
+    def grid(self, k: int) -> tuple[int, int]:
+        """(rows, columns) of the panel grid for ``k`` panels: at most ``MAX_COLUMNS`` per row."""
+        cols = min(k, MAX_COLUMNS)
+        return -(-k // cols), cols
+
     def _build_panels(self) -> None:
-        """Replace the traces and panel domains for the current net selection."""
+        """Replace the traces and panel domains for the current net selection.
+
+        Panels fill a grid of at most ``MAX_COLUMNS`` columns, and the figure takes the width of
+        the notebook (no fixed width), so no selection makes it wider than the notebook, and the
+        controls above it never scroll out of view. Every axis gets an explicit
+        range on every rebuild (y from the last row down to row 0), so each panel, the input slice
+        included, keeps image orientation whatever plotly's autorange would pick for the new traces.
+        """
         selected = list(self.nets.value)
         k = 1 + len(selected)
-        width = 1.0 / k
+        rows, cols = self.grid(k)
+        h, w = self.images.shape[1:]
+        row_px = int(np.interp(cols, [2, MAX_COLUMNS], ROW_PX[::-1]))  # the panels narrow as columns are added
+        title_gap = TITLE_PX / (rows * row_px)  # room for a panel title above each row, in paper units
         traces, layout = [], {}
         names = ["image", *selected]
         for p in range(1 + len(self.net_names)):
             s = _axis_suffix(p)
             used = p < k
-            lo, hi = (p * width + GAP / 2, (p + 1) * width - GAP / 2) if used else (0.0, 0.01)
+            r, c = divmod(p, cols)
+            x_dom = [c / cols + GAP / 2, (c + 1) / cols - GAP / 2] if used else [0.0, 0.01]
+            y_dom = [1 - (r + 1) / rows, 1 - r / rows - title_gap] if used else [0.0, 0.01]
             # The panel title is the x axis title on top: it follows the domain plotly actually
             # draws after keeping the pixels square, which a paper-positioned annotation does not.
             title = {"text": names[p] if used else "", "standoff": 4}
-            layout[f"xaxis{s}"] = {"domain": [lo, hi], "visible": used, "side": "top", "title": title}
-            layout[f"yaxis{s}"] = {"visible": used}
+            layout[f"xaxis{s}"] = {"domain": x_dom, "visible": used, "side": "top", "title": title,
+                                   "autorange": False, "range": [-0.5, w - 0.5]}
+            layout[f"yaxis{s}"] = {"domain": y_dom, "visible": used, "autorange": False,
+                                   "range": [h - 0.5, -0.5]}
         for p, net in enumerate([None, *selected]):
             traces += self._panel_traces(p, net)
         with self.figure.batch_update():
             self.figure.data = []
             self.figure.add_traces(traces)
-            self.figure.update_layout(layout, width=PANEL_PX * k + 120)
+            self.figure.update_layout(layout, height=row_px * rows + MARGIN_PX)
 
     # -- callbacks ----------------------------------------------------------------------------
 

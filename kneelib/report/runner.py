@@ -12,11 +12,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kneelib.core import paths
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import CaselessStrEnum
+
+from kneelib.core import paths, progress
+from kneelib.core.atomic import write_json
 from kneelib.core.profiles import get_profile
 
 NOTEBOOKS = ("01_data", "02_scratch", "03_finetune", "04_distances", "05_activations", "06_controls", "07_policy",
@@ -30,12 +37,75 @@ class NotebookFailed(RuntimeError):
     """A notebook raised; the message names the notebook, the cell and the partial output."""
 
 
+class IPCKernelManager(AsyncKernelManager):
+    """Kernels talk to the runner over local IPC sockets (files beside the connection file in the
+    Jupyter runtime folder) instead of loopback TCP: nothing listens on a port, and the kernel's
+    "running over TCP without encryption" warning does not reach the user."""
+
+    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+
+class StatusRelay:
+    """A thread that prints the kernel's training status lines (:mod:`kneelib.core.progress`) while a
+    notebook runs, with the time spent and an estimate of the time left.
+
+    The estimate is the notebook's duration in the previous run of the same profile (``expected_s``)
+    minus the time spent; without one, the time the current net needs for its remaining epochs.
+
+    Args:
+        notebook: name shown at the start of each line.
+        folder: the status folder the kernel writes to (``$KNEELIB_STATUS_DIR``).
+        expected_s: the previous run's duration of this notebook in seconds, or None.
+        poll_s: seconds between looks at the folder.
+        emit: where lines go (print by default).
+    """
+
+    def __init__(self, notebook: str, folder: Path, expected_s: float | None = None, poll_s: float = 2.0,
+                 emit: Callable[[str], None] = lambda line: print(line, flush=True)) -> None:
+        self.notebook, self.folder, self.expected_s, self.poll_s, self.emit = notebook, folder, expected_s, poll_s, emit
+        self.start = time.monotonic()
+        self._seen: set[tuple] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"status-{notebook}", daemon=True)
+
+    def line(self, status: dict[str, Any], elapsed: float) -> str:
+        """One progress line for ``status`` after ``elapsed`` seconds of the notebook."""
+        if self.expected_s is not None:
+            left = f"~{max(0.0, self.expected_s - elapsed):.0f} s left (last run {self.expected_s:.0f} s)"
+        else:
+            epochs_left = status["max_epochs"] - status["epoch"]
+            left = f"this net ~{epochs_left * status['seconds']:.0f} s left at most"
+        return f"  {self.notebook}: {progress.format_status(status)} | {elapsed:.0f} s in, {left}"
+
+    def poll(self) -> None:
+        """Emit a line for every status not seen yet."""
+        for status in progress.read_statuses(self.folder):
+            key = (status.get("net"), status.get("epoch"), status.get("time"))
+            if key not in self._seen:
+                self._seen.add(key)
+                self.emit(self.line(status, time.monotonic() - self.start))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self.poll()
+
+    def __enter__(self) -> StatusRelay:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.poll()
+
+
 def available_notebooks() -> list[str]:
     return [name for name in NOTEBOOKS if (paths.NOTEBOOKS_DIR / f"{name}.ipynb").exists()]
 
 
-def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path) -> Path:
-    """Execute one notebook with papermill; return the executed copy's path."""
+def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path, expected_s: float | None = None) -> Path:
+    """Execute one notebook with papermill, relaying its training status lines; return the executed
+    copy's path. ``expected_s``: the notebook's duration last time, for the time-left estimate."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -44,26 +114,57 @@ def run_notebook(name: str, parameters: dict[str, Any], out_dir: Path) -> Path:
         raise FileNotFoundError(f"notebook {source} not found; choose from {list(NOTEBOOKS)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / f"{name}.ipynb"
+    status_dir = Path(tempfile.mkdtemp(prefix=f"kneelib-status-{name}-"))
+    before = os.environ.get(progress.STATUS_DIR_ENV)
+    os.environ[progress.STATUS_DIR_ENV] = str(status_dir)  # the kernel (and its workers) inherit it
     try:
-        papermill.execute_notebook(str(source), str(output), parameters=parameters, kernel_name="python3",
-                                   cwd=str(paths.NOTEBOOKS_DIR), progress_bar=False, log_output=False)
+        with StatusRelay(name, status_dir, expected_s):
+            papermill.execute_notebook(str(source), str(output), parameters=parameters, kernel_name="python3",
+                                       cwd=str(paths.NOTEBOOKS_DIR), progress_bar=False, log_output=False,
+                                       kernel_manager_class=IPCKernelManager)
     except PapermillExecutionError as e:
         raise NotebookFailed(
             f"notebook {name} failed in cell {e.cell_index} (execution count {e.exec_count}):\n"
             f"{e.ename}: {e.evalue}\npartial executed notebook: {output}") from None
+    finally:
+        if before is None:
+            os.environ.pop(progress.STATUS_DIR_ENV, None)
+        else:
+            os.environ[progress.STATUS_DIR_ENV] = before
+        for path in status_dir.glob("*"):
+            path.unlink()
+        status_dir.rmdir()
     return output
 
 
+def _is_plotlyjs_bundle(output: dict) -> bool:
+    """The output plotly's ``notebook`` renderer adds once per notebook: all of plotly.js (~4.8 MB)."""
+    html = output.get("data", {}).get("text/html", "")
+    html = "".join(html) if isinstance(html, list) else html
+    return len(html) > 1_000_000 and "plotly.js v" in html[:5000]
+
+
 def build_report(executed: list[Path], out_path: Path) -> Path:
-    """One HTML page holding every executed notebook in order (nbconvert)."""
+    """One HTML page holding every executed notebook in order (nbconvert), with plotly.js inlined
+    once (each executed notebook carries its own copy; the first one serves the whole page)."""
     import nbformat
     from nbconvert import HTMLExporter
 
     from kneelib.core.atomic import write_text
 
     combined = nbformat.v4.new_notebook()
+    bundle_seen = False
     for path in executed:
         nb = nbformat.read(path, as_version=4)
+        for cell in (c for c in nb.cells if c.cell_type == "code"):
+            kept = []
+            for output in cell.outputs:
+                if _is_plotlyjs_bundle(output):
+                    if bundle_seen:
+                        continue
+                    bundle_seen = True
+                kept.append(output)
+            cell.outputs = kept
         combined.cells.append(nbformat.v4.new_markdown_cell(f"---\n# Notebook `{path.stem}`"))
         combined.cells.extend(nb.cells)
         combined.metadata = nb.metadata
@@ -88,12 +189,17 @@ def reproduce(profile: str = "demo", overrides: dict[str, Any] | None = None, da
     parameters = {"profile": profile, "data_root": data_root, "overrides": overrides, "force": force}
     out_dir = paths.profile_dir(profile) / "notebooks"
     executed = []
+    timings_path = out_dir / "timings.json"  # seconds per notebook of the last run, for the estimates
+    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     start = time.perf_counter()
     for i, name in enumerate(names, start=1):
         t0 = time.perf_counter()
-        print(f"[{i}/{len(names)}] {name} ...", flush=True)
-        executed.append(run_notebook(name, parameters, out_dir))
-        print(f"[{i}/{len(names)}] {name} done in {time.perf_counter() - t0:.0f} s -> {executed[-1]}", flush=True)
+        expected = timings.get(name)
+        print(f"[{i}/{len(names)}] {name} ..." + (f" (last run {expected:.0f} s)" if expected else ""), flush=True)
+        executed.append(run_notebook(name, parameters, out_dir, expected))
+        timings[name] = time.perf_counter() - t0
+        write_json(timings_path, timings)
+        print(f"[{i}/{len(names)}] {name} done in {timings[name]:.0f} s -> {executed[-1]}", flush=True)
     if report:
         path = build_report(executed, out_dir / "report.html")
         print(f"report: {path}")
