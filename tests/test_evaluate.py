@@ -123,3 +123,33 @@ def test_evaluate_nets_one_row_per_net_and_scan_with_known_values(tiny):
         assert nothing.truth_ml == pytest.approx(volume_ml(masks[M], record.spacing_mm))
     valid = evaluate_nets(profile, ctx, {NetSpec(F): constant_net(10.0)}, split="valid")
     assert valid.scan_id.tolist() == [r.scan_id for r in ctx.split("valid")]
+
+
+def test_evaluate_run_caches_its_metrics_and_can_drop_the_weights(tiny, tmp_path):
+    """A policy run's weights go once it is evaluated; a rerun reuses its key, history and cached metrics."""
+    from kneelib.nets.evaluate import evaluate_run
+    from kneelib.nets.train import TrainResult, drop_best_weights, load_checkpoint
+
+    profile, ctx = tiny
+    state = constant_net(10.0)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    from kneelib.core.atomic import save_torch
+
+    save_torch(run_dir / "best.pt", {"key": "k1", "finished": True, "best_state": state, "history": [],
+                                     "best_epoch": 1, "best_val_loss": 0.5, "meta": "{}"})
+    result = TrainResult(state, [], 1, 0.5, run_dir, False, {"key": "k1"})
+    first = evaluate_run(profile, ctx, NetSpec(F), result, drop_weights=True)
+    assert first.equals(evaluate_nets(profile, ctx, {NetSpec(F): state}))
+    best = load_checkpoint(run_dir / "best.pt")
+    assert best["best_state"] is None and best["weights_dropped"] and best["key"] == "k1"
+    # reused: no weights, the same table from the cache
+    reused = TrainResult(None, [], 1, 0.5, run_dir, True, {"key": "k1"})
+    again = evaluate_run(profile, ctx, NetSpec(F), reused)
+    assert again.equals(first)
+    # a different run key must not read the old metrics, and without weights it cannot evaluate
+    with pytest.raises(FileNotFoundError, match="weights were dropped.*force=True"):
+        evaluate_run(profile, ctx, NetSpec(F), TrainResult(None, [], 1, 0.5, run_dir, True, {"key": "k2"}))
+    with pytest.raises(ValueError, match="not a finished run"):
+        save_torch(tmp_path / "best.pt", {"finished": False})
+        drop_best_weights(tmp_path)

@@ -32,7 +32,8 @@ def test_parse_pairs_names_the_bad_pair(bad):
 
 
 def test_policy_runs_share_the_scratch_run_of_a_target():
-    profile = get_profile("tiny", policy_pairs=("T|F", "T|M", "M|F"), policy_fractions=(0.5, 1.0), seeds=(0, 1))
+    profile = get_profile("tiny", policy_pairs=("T|F", "T|M", "M|F"), policy_fractions=(0.5, 1.0), seeds=(0, 1),
+                          policy_steps=["epochs"])
     runs = policy.policy_runs(profile)
     assert len(runs) == len(set(runs))
     # per fraction and seed: T has 1 scratch + 2 sources x 2 fine-tunings, M has 1 + 1 x 2
@@ -44,7 +45,11 @@ def test_policy_runs_share_the_scratch_run_of_a_target():
     tuned = [r for r in runs if r.strategy != "scratch"]
     assert {(r.target, r.source) for r in tuned} == {(T, F), (T, M), (M, F)}
     assert {r.strategy for r in tuned} == {"finetune", "finetune_depth_lr"}
-    assert len(policy.policy_runs(get_profile("tiny"))) == 2 * 3  # ("T|F",), fractions (0.34, 1.0), one seed
+    # matched steps add a second copy of every limited-data run; full-data runs are shared by both variants
+    both = policy.policy_runs(profile.replace(policy_steps=["epochs", "matched"]))
+    assert len(both) == len(runs) + 2 * (5 + 3)
+    assert {r.fraction for r in both if r.steps == "matched"} == {0.5}
+    assert len(policy.policy_runs(get_profile("tiny", policy_steps=["epochs"]))) == 2 * 3  # T|F, (0.34, 1.0), 1 seed
 
 
 # ------------------------------------------------------------------ training jobs

@@ -68,6 +68,9 @@ class Profile:
     policy_fractions: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0)  # fractions of training subjects
     policy_pairs: tuple[str, ...] = ("T|F", "M|F", "F|T", "M|T", "F|M", "T|M")  # target|source
     policy_depth_decay: float = 0.5  # fine-tune lr of level i: lr * decay ** (i - 1)
+    # Keep the policy runs' best weights after they are evaluated (False: drop them, keep key, history and
+    # test metrics; they are reused all the same). Nothing downstream reads them; they were 60% of the demo's disk.
+    policy_keep_weights: bool = False
     # "epochs": every run the profile's epochs (fewer subjects, fewer optimizer steps); "matched": runs at a
     # fraction < 1 take as many optimizer steps as a full-data run (kneelib.study.policy.matched_steps)
     policy_steps: tuple[str, ...] = ("epochs", "matched")

@@ -4,16 +4,19 @@ the Fig. 2 summary and learning-curve tables.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import torch
 
+from kneelib.core.atomic import write_json
 from kneelib.core.profiles import Profile
 from kneelib.data.context import DataContext
 from kneelib.data.slices import load_eval_volume
 from kneelib.nets.metrics import scan_metrics
 from kneelib.nets.run import NetSpec
-from kneelib.nets.train import TrainResult, autocast, autocast_dtype, default_device
+from kneelib.nets.train import TrainResult, autocast, autocast_dtype, default_device, drop_best_weights
 from kneelib.nets.unet import UNet2D, model_from_state
 
 
@@ -61,6 +64,34 @@ def evaluate_nets(profile: Profile, ctx: DataContext, states: dict[NetSpec, dict
                          "scan_id": record.scan_id,
                          **scan_metrics(pred, masks[spec.tissue], record.spacing_mm)})
     return pd.DataFrame(rows)
+
+
+def evaluate_run(profile: Profile, ctx: DataContext, spec: NetSpec, result: TrainResult, split: str = "test",
+                 drop_weights: bool = False) -> pd.DataFrame:
+    """:func:`evaluate_nets` for one finished run, cached in its folder as ``<split>_metrics.json``
+    (tied to the run key, so a retrained run is evaluated again).
+
+    ``drop_weights`` then removes the best weights from its ``best.pt`` (keeping key, history and
+    provenance): for runs whose weights no analysis reads again, such as the policy sweep's
+    (``Profile.policy_keep_weights``). A rerun reuses the run and its cached metrics.
+
+    Raises FileNotFoundError when the weights were dropped and the cached metrics are missing or
+    belong to another run key (``force=True`` retrains).
+    """
+    cache = result.run_dir / f"{split}_metrics.json"
+    key = result.meta["key"]
+    if cache.exists():
+        stored = json.loads(cache.read_text())
+        if stored.get("key") == key:
+            return pd.DataFrame(stored["rows"], columns=stored["columns"])
+    if result.state is None:
+        raise FileNotFoundError(f"{result.run_dir}: its weights were dropped after evaluation and {cache.name} "
+                                "is missing or from another run; retrain it with force=True")
+    per_scan = evaluate_nets(profile, ctx, {spec: result.state}, split)
+    write_json(cache, {"key": key, "columns": list(per_scan.columns), "rows": per_scan.values.tolist()})
+    if drop_weights:
+        drop_best_weights(result.run_dir)
+    return per_scan
 
 
 def summarize_metrics(per_scan: pd.DataFrame) -> pd.DataFrame:

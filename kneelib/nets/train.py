@@ -290,6 +290,16 @@ class LoopState:
         return cls(**{f.name: payload[f.name] for f in dataclasses.fields(cls)})
 
 
+def drop_best_weights(run_dir: str | Path) -> None:
+    """Remove the weights from a finished run's ``best.pt``, keeping its key, history and provenance,
+    so the run is still reused (its ``TrainResult.state`` is then None). The file is rewritten atomically."""
+    path = Path(run_dir) / "best.pt"
+    payload = load_checkpoint(path)
+    if not payload.get("finished"):
+        raise ValueError(f"{path}: not a finished run; its weights are still needed")
+    save_torch(path, payload | {"best_state": None, "weights_dropped": True})
+
+
 def _result(payload: dict[str, Any], run_dir: Path, reused: bool) -> TrainResult:
     return TrainResult(payload["best_state"], payload["history"], payload["best_epoch"],
                        payload["best_val_loss"], run_dir, reused, json.loads(payload["meta"]))

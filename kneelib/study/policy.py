@@ -24,7 +24,7 @@ from kneelib.core import paths
 from kneelib.core.profiles import Profile
 from kneelib.data.context import DataContext, slice_dataset, subset_subjects
 from kneelib.names import CODE_TISSUES, TISSUE_CODES
-from kneelib.nets.evaluate import evaluate_nets
+from kneelib.nets.evaluate import evaluate_run
 from kneelib.nets.run import NetSpec
 from kneelib.nets.workers import TrainJob, train_jobs
 
@@ -120,7 +120,9 @@ def run_policy(profile: Profile, ctx: DataContext, runs: list[PolicyRun], force:
     results = train_jobs(profile, ctx, jobs, force=force, progress=progress)
     rows = []
     for run, job, result in zip(runs, jobs, results):
-        per_scan = evaluate_nets(profile, ctx, {run.spec: result.state})
+        # a policy run's own folder (not one of the nine main nets): its weights go once it is evaluated
+        drop = job.run_dir is not None and not profile.policy_keep_weights
+        per_scan = evaluate_run(profile, ctx, run.spec, result, drop_weights=drop)
         n_slices = len(slice_dataset(ctx, "train", run.target, profile.slice_size, job.train_scans))
         if profile.steps_per_epoch is not None:
             n_slices = min(n_slices, profile.steps_per_epoch * profile.batch_size)
