@@ -199,8 +199,6 @@ def test_activation_browser_in_jupyterlab(tiny_run, tmp_path):
         server.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="known: report.html asks CDNs for MathJax (nbconvert's template and "
-                   "plotly's notebook renderer) and require.js, which fail offline; the figures pass")
 def test_report_and_figures_load_without_javascript_errors(tiny_run, tmp_path):
     root, _ = tiny_run
     figures = sorted((root / "tiny" / "figures").glob("*.html"))

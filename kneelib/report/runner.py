@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -31,6 +32,10 @@ NOTEBOOKS = ("01_data", "02_scratch", "03_finetune", "04_distances", "05_activat
 # Run only when named in ``only``: 08 retrains the nine nets under several recipes (``make robustness``:
 # ``--profile robustness --only 08``), far longer than 01-07 together.
 OPT_IN = ("08_robustness",)
+
+
+# nbconvert's lab template minus the scripts it loads from CDNs (the report must work offline)
+REPORT_TEMPLATES = Path(__file__).parent / "templates"
 
 
 class NotebookFailed(RuntimeError):
@@ -144,6 +149,19 @@ def _is_plotlyjs_bundle(output: dict) -> bool:
     return len(html) > 1_000_000 and "plotly.js v" in html[:5000]
 
 
+# plotly's notebook renderer always adds a MathJax <script> from a CDN; the figures use no LaTeX
+_CDN_SCRIPT = re.compile(r'<script[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>')
+
+
+def _without_cdn_scripts(output: dict) -> dict:
+    """An output whose HTML no longer loads scripts from the internet (the report is read offline)."""
+    data = output.get("data", {})
+    if "text/html" in data:
+        html = data["text/html"]
+        data["text/html"] = _CDN_SCRIPT.sub("", "".join(html) if isinstance(html, list) else html)
+    return output
+
+
 def build_report(executed: list[Path], out_path: Path) -> Path:
     """One HTML page holding every executed notebook in order (nbconvert), with plotly.js inlined
     once (each executed notebook carries its own copy; the first one serves the whole page)."""
@@ -163,12 +181,13 @@ def build_report(executed: list[Path], out_path: Path) -> Path:
                     if bundle_seen:
                         continue
                     bundle_seen = True
-                kept.append(output)
+                kept.append(_without_cdn_scripts(output))
             cell.outputs = kept
         combined.cells.append(nbformat.v4.new_markdown_cell(f"---\n# Notebook `{path.stem}`"))
         combined.cells.extend(nb.cells)
         combined.metadata = nb.metadata
-    body, _ = HTMLExporter().from_notebook_node(combined)
+    exporter = HTMLExporter(extra_template_basedirs=[str(REPORT_TEMPLATES)], template_name="offline")
+    body, _ = exporter.from_notebook_node(combined)
     write_text(out_path, body)
     return out_path
 
