@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from medpy.metric.binary import assd as _medpy_assd
 
 
 def _as_mask(mask: np.ndarray, name: str) -> np.ndarray:
@@ -146,8 +145,12 @@ def assd(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float]) -> float
         return 0.0
     if n_pred == 0 or n_truth == 0:
         return float("nan")
+    # Imported here, not at module level: kneelib.nets.evaluate imports this module, and the GPU check
+    # (benchmarks/gpu_check.py) uses evaluate.predict_volume on machines that have no medpy.
+    from medpy.metric.binary import assd as medpy_assd
+
     pred, truth = _crop_to_union(pred, truth)
-    return float(_medpy_assd(pred, truth, voxelspacing=sp))
+    return float(medpy_assd(pred, truth, voxelspacing=sp))
 
 
 def volume_ml(mask: np.ndarray, spacing: Sequence[float]) -> float:
