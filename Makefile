@@ -1,13 +1,14 @@
 # Two commands do all set-up on a fresh machine with Python 3 and pip:
 #   make reproduce   creates .venv, installs the pinned dependencies, runs notebooks 01-07 (demo profile)
 #   make test        same set-up, then the test suite (tiny profile)
+#   make smoke-paper same set-up, then notebooks 01-07 at the paper's shapes (paper_smoke, ~30 min on 2 cores)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PROFILE ?= demo
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup reproduce test lint sync-notebooks chromium clean-outputs lab
+.PHONY: setup reproduce smoke-paper test lint sync-notebooks chromium clean-outputs lab
 
 setup: $(STAMP) chromium
 
@@ -30,6 +31,11 @@ chromium:
 
 reproduce: setup
 	$(PY) -m kneelib reproduce --profile $(PROFILE)
+
+# The paper's shapes (34.6 M-parameter nets, 384 x 384 slices, 1024-channel controls) with few subjects,
+# slices and steps: proves the full-size code path on a CPU (README, "Run times").
+smoke-paper: setup
+	$(PY) -m kneelib reproduce --profile paper_smoke
 
 test: lint
 	$(PY) -m pytest
