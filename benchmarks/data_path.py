@@ -27,16 +27,19 @@ each. Scratch files go to ``--out`` (default a temporary folder, removed afterwa
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 from kneelib.data.manifest import read_manifest
 from kneelib.data.phantoms import make_dataset
@@ -78,7 +81,7 @@ def tree_anon_mb() -> float:
 
 
 def load() -> str:
-    return "load %.1f %.1f %.1f" % os.getloadavg()
+    return "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
 
 def generate(root: Path, n_scans: int, shape: tuple[int, int, int], workers: int | None) -> tuple[list, float]:
@@ -102,14 +105,15 @@ def cache(records: list, root: Path, cache_dir: Path, size: int) -> list[float]:
 
 def iterate(ds: SliceDataset, workers: int, batch: int, seconds: float, seed: int = 0) -> dict[str, float]:
     """Slices/s of a DataLoader over ``ds`` in a random order, and the peak RssAnon (MB) while it runs."""
-    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed)).tolist()
-    loader = DataLoader(ds, batch_size=batch, sampler=order, num_workers=workers,
+    # random order, permutation after permutation, for as long as the timing window lasts
+    sampler = RandomSampler(ds, num_samples=10**7, generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(ds, batch_size=batch, sampler=sampler, num_workers=workers,
                         persistent_workers=False, prefetch_factor=4 if workers else None)
     it = iter(loader)
     next(it)  # warm-up: workers started, first files opened
     base = tree_anon_mb()
     peak, n, start = base, 0, time.perf_counter()
-    for x, y in it:
+    for x, _ in it:
         n += len(x)
         peak = max(peak, tree_anon_mb())
         if time.perf_counter() - start >= seconds:
@@ -119,9 +123,28 @@ def iterate(ds: SliceDataset, workers: int, batch: int, seconds: float, seed: in
     return {"slices_per_s": n / elapsed, "slices": n, "anon_start_mb": base, "anon_peak_mb": peak}
 
 
+def measure_in_fresh_process(out: Path, n_scans: int, workers: int, args: argparse.Namespace) -> dict[str, float]:
+    """:func:`iterate` over the first ``n_scans`` scans in a new Python process, so that no setting's
+    memory (allocator arenas, open files) carries over into the next."""
+    cmd = [sys.executable, __file__, "--measure", str(out), str(n_scans), str(workers),
+           "--size", str(args.size), "--batch", str(args.batch), "--seconds", str(args.seconds)]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _measure(out: Path, n_scans: int, workers: int, size: int, batch: int, seconds: float) -> None:
+    records = read_manifest(out / "phantoms" / "manifest.csv")[:n_scans]
+    ds = SliceDataset(records, out / "phantoms", TISSUES[0], size, out / "cache", preload=False)
+    result = iterate(ds, workers, batch, seconds) | {"slices_in_set": len(ds)}
+    ds.close()
+    print(json.dumps(result))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scans", type=int, default=4, help="full-size scans to generate (even numbers: whole subjects)")
+    parser.add_argument("--measure", nargs=3, metavar=("OUT", "SCANS", "WORKERS"), default=None,
+                        help=argparse.SUPPRESS)  # internal: one loader setting, in its own process
+    parser.add_argument("--scans", type=int, default=4, help="scans to generate (even: whole subjects)")
     parser.add_argument("--shape", type=int, nargs=3, default=(384, 384, 160), metavar=("H", "W", "D"))
     parser.add_argument("--size", type=int, default=384, help="slice size of the cache")
     parser.add_argument("--gen-workers", type=int, default=None, help="phantom processes (default: make_dataset's)")
@@ -130,6 +153,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="loader time per setting")
     parser.add_argument("--out", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
     args = parser.parse_args()
+    if args.measure:
+        _measure(Path(args.measure[0]), int(args.measure[1]), int(args.measure[2]), args.size, args.batch,
+                 args.seconds)
+        return
     shape = tuple(args.shape)
     out = args.out or Path(tempfile.mkdtemp(prefix="kneelib_data_path_"))
     root, cache_dir = out / "phantoms", out / "cache"
@@ -162,12 +189,11 @@ def main() -> None:
         peaks: dict[int, list[tuple[int, float]]] = {w: [] for w in args.workers}
         for w in args.workers:
             for n in sizes:
-                ds = SliceDataset(records[:n], root, TISSUES[0], args.size, cache_dir, preload=False)
-                r = iterate(ds, w, args.batch, args.seconds)
-                ds.close()
+                r = measure_in_fresh_process(out, n, w, args)
                 peaks[w].append((n, r["anon_peak_mb"]))
                 goal = f" (goal >= {GOAL_SLICES_PER_S:.0f} with 2 workers)" if w == 2 else ""
-                print(f"   workers {w}, {n:3d} scans ({len(ds)} slices): {r['slices_per_s']:7.0f} slices/s{goal}; "
+                print(f"   workers {w}, {n:3d} scans ({r['slices_in_set']} slices): "
+                      f"{r['slices_per_s']:7.0f} slices/s{goal}; "
                       f"RssAnon {r['anon_start_mb']:.0f} -> peak {r['anon_peak_mb']:.0f} MB [{load()}]")
         print("\n   RssAnon against the number of scans (least-squares slope) and at 176 scans:")
         for w, pts in peaks.items():

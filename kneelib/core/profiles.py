@@ -48,7 +48,7 @@ class Profile:
     head_bias: float = 0.0         # initial output prior as a logit (scratch and fine-tuned nets); 0.0: off (README)
     precision: str = "auto"        # "auto" (bf16 on CPUs that have it, fp16 on CUDA), "bf16", "fp16", "fp32"
     num_workers: int = 0           # DataLoader worker processes
-    lazy_slices: bool = False      # read training slices from the slice cache on demand even when they would fit in memory
+    lazy_slices: bool = False      # read slices from the slice cache on demand even when they would fit in memory
     parallel_nets: int = 1         # independent nets trained at once in worker processes (kneelib.nets.workers)
     # -- analysis
     eval_batch_size: int = 32
