@@ -165,6 +165,9 @@ def main() -> None:
           f"torch threads {torch.get_num_threads()}; scratch {out}")
     try:
         print(f"\n1. phantom generation ({load()})")
+        reused = (root / "manifest.csv").exists() or cache_dir.exists()
+        if reused:
+            print("   (scans and caches already in --out are reused: steps 1 and 2 are not timed; delete them to time)")
         records, gen_s = generate(root, args.scans, shape, args.gen_workers)
         per_min = len(records) / gen_s * 60
         scale = math.prod(shape) / (384 * 384 * 160)

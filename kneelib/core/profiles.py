@@ -74,8 +74,8 @@ PROFILES: dict[str, Profile] = {
     ),
     # The paper's shapes, with only what costs time cut: 2/1/1 subjects, 8 slices per scan (the in-plane
     # 384 x 384 stays), one optimizer step of batch 2 per epoch and one epoch, one seed, 8 CKA slices, 2
-    # activation slices, and a policy sweep of one pair at two fractions. Batch 2: one step of the 34.6 M
-    # net at 384 x 384 holds about 1 GB of activations per slice on the CPU (batch 24 would need ~25 GB).
+    # activation slices, and a policy sweep of one pair at two fractions. Batch 2 for time, not memory: one
+    # step of the 34.6 M net is ~390 GFLOP at batch 2 (estimated from the layer sizes; README "Run times").
     "paper_smoke": Profile(
         name="paper_smoke", subjects={"train": 2, "valid": 1, "test": 1}, volume_shape=(384, 384, 8),
         batch_size=2, max_epochs=1, steps_per_epoch=1, seeds=(0,), eval_batch_size=8, activation_slices=2,
