@@ -2,13 +2,14 @@
 #   make reproduce   creates .venv, installs the pinned dependencies, runs notebooks 01-07 (demo profile)
 #   make test        same set-up, then the test suite (tiny profile)
 #   make robustness  same set-up, then 08_robustness (do the claims survive the training recipe?)
+#   make smoke-paper same set-up, then notebooks 01-07 at the paper's shapes (paper_smoke, ~30 min on 2 cores)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PROFILE ?= demo
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup reproduce robustness test lint sync-notebooks chromium clean-outputs lab
+.PHONY: setup reproduce robustness smoke-paper test lint sync-notebooks chromium clean-outputs lab
 
 setup: $(STAMP) chromium
 
@@ -35,6 +36,11 @@ reproduce: setup
 # 08_robustness: the nine nets retrained under a grid of recipes around the demo's (about an hour on 2 cores)
 robustness: setup
 	$(PY) -m kneelib reproduce --profile robustness --only 08
+
+# The paper's shapes (34.6 M-parameter nets, 384 x 384 slices, 1024-channel controls) with few subjects,
+# slices and steps: proves the full-size code path on a CPU (README, "Run times").
+smoke-paper: setup
+	$(PY) -m kneelib reproduce --profile paper_smoke
 
 test: lint
 	$(PY) -m pytest

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kneelib.compare.alignment import align, permutation_spec, permute, random_permutations
+from kneelib.compare import alignment
+from kneelib.compare.alignment import align, permutation_spec, permute, random_permutations, weight_matching
 from kneelib.compare.distances import kernel_distances
 from kneelib.nets.unet import UNet2D
 
@@ -72,3 +73,24 @@ def test_unknown_group_and_mismatch_raise() -> None:
         permute(net, {"enc_layer9.conv1": torch.arange(2)})
     with pytest.raises(ValueError):
         align(net, UNet2D(depth=2, base_filters=4))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_skipping_unchanged_groups_gives_the_same_permutations(seed: int, monkeypatch) -> None:
+    a, b = busy_net(4, 6, 10 + seed).state_dict(), busy_net(4, 6, 20 + seed).state_dict()
+    calls = {"n": 0}
+    similarity = alignment._similarity
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        return similarity(*args, **kwargs)
+
+    monkeypatch.setattr(alignment, "_similarity", counted)
+    full = weight_matching(a, b, seed=seed, skip_unchanged=False)
+    n_full, calls["n"] = calls["n"], 0
+    fast = weight_matching(a, b, seed=seed)
+    assert set(full) == set(fast) and all(torch.equal(full[k], fast[k]) for k in full)
+    assert any(not torch.equal(p, torch.arange(len(p))) for p in fast.values())  # something was permuted
+    groups = len(permutation_spec(a))
+    assert n_full >= 2 * groups and n_full % groups == 0  # at least one improving sweep, then the fixed point
+    assert calls["n"] < n_full  # the confirming sweep at least was mostly skipped

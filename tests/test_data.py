@@ -305,6 +305,16 @@ def test_lazy_reopens_after_fork_and_pickles(two_scans):
     clone.close()
 
 
+def test_lazy_handles_hold_no_chunk_cache(two_scans):
+    records, root, cache = two_scans
+    ds = SliceDataset(records, root, "tibial_cartilage", 8, cache)
+    pre = SliceDataset(records, root, "tibial_cartilage", 8, cache, preload=True)
+    assert all(torch.equal(a, b) for i in range(len(ds)) for a, b in zip(ds[i], pre[i], strict=True))
+    f = ds._handles[1][0]
+    assert f.id.get_access_plist().get_cache()[2] == 0  # rdcc_nbytes: memory flat in the number of open scans
+    ds.close()
+
+
 def test_dataloader_workers_read_same_items(two_scans):
     records, root, cache = two_scans
     ds = SliceDataset(records, root, "femoral_cartilage", 8, cache)

@@ -62,3 +62,27 @@ def test_executor_parameters_and_their_errors():
         get_profile("tiny", gpus_per_net=2)
     with pytest.raises(ValueError, match="slurm_time_min=0 must be >= 1"):
         get_profile("tiny", slurm_time_min=0)
+
+
+def test_paper_smoke_keeps_the_paper_shapes_and_cuts_only_counts():
+    paper, smoke = get_profile("paper"), get_profile("paper_smoke")
+    # what can break at scale is the paper's
+    shapes = ("depth", "base_filters", "slice_size", "lr", "finetune_lr", "lr_decay", "lr_decay_every",
+              "min_delta", "patience", "loss_reduction", "head_bias", "precision", "policy_depth_decay")
+    assert {k: getattr(smoke, k) for k in shapes} == {k: getattr(paper, k) for k in shapes}
+    assert (smoke.depth, smoke.base_filters, smoke.slice_size) == (6, 32, 384)
+    assert smoke.volume_shape[:2] == (384, 384) and smoke.volume_shape[2] >= 4
+    assert smoke.lazy_slices and not paper.lazy_slices
+    # what costs time is cut
+    assert smoke.subjects == {"train": 2, "valid": 1, "test": 1}
+    assert (smoke.max_epochs, smoke.steps_per_epoch, smoke.batch_size, smoke.seeds) == (1, 1, 2, (0,))
+    assert smoke.cka_slices >= 4 and smoke.policy_pairs == ("T|F",) and smoke.policy_fractions == (0.5, 1.0)
+
+
+def test_paper_smoke_net_is_the_34_6_million_parameter_unet():
+    from kneelib.nets.unet import UNet2D
+
+    p = get_profile("paper_smoke")
+    net = UNet2D(p.depth, p.base_filters, seed=0)
+    assert sum(t.numel() for t in net.parameters()) == 34_591_777  # about 34.6 M, docs/reference.md
+    assert net.enc_layer6.conv2.weight.shape == (1024, 1024, 3, 3)

@@ -5,6 +5,9 @@
 - ``robustness``: the demo's recipe and data for 08_robustness (the nets retrained under a grid of recipes).
 - ``paper``: real OAI data at full size with the reference net and recipe (docs/reference.md,
   "The reference U-Net" and "The reference recipe"), on a GPU.
+- ``paper_smoke``: ``paper``'s shapes (34.6 M-parameter net, 384 x 384 slices and phantoms, 1024-channel
+  latent level, the slice cache read lazily) with only the time-costly counts cut, so 01-07 run on a 2-core CPU
+  in under 30 minutes (``make smoke-paper``, README "Run times").
 
 Every notebook takes ``profile`` as a papermill parameter plus overrides of any field below,
 e.g. ``get_profile("demo", max_epochs=5)``.
@@ -50,6 +53,7 @@ class Profile:
     head_bias: float = 0.0         # initial output prior as a logit (scratch and fine-tuned nets); 0.0: off (README)
     precision: str = "auto"        # "auto" (bf16 on CPUs that have it, fp16 on CUDA), "bf16", "fp16", "fp32"
     num_workers: int = 0           # DataLoader worker processes
+    lazy_slices: bool = False      # read slices from the slice cache on demand even when they would fit in memory
     parallel_nets: int = 1         # independent nets trained at once in worker processes (kneelib.nets.workers)
     # -- where the nets train (kneelib.nets.workers, kneelib.nets.slurm; README "On a Slurm cluster")
     executor: str = "local"        # "local": this machine's processes; "submitit": one Slurm job per net
@@ -93,6 +97,15 @@ PROFILES: dict[str, Profile] = {
         slice_size=96, depth=6, base_filters=8, batch_size=8, max_epochs=6, patience=3,
         min_delta=1e-5, lr=5e-3, finetune_lr=5e-3, head_bias=-3.0, seeds=(0, 1, 2), parallel_nets=2,
         cka_slices=48, policy_fractions=(0.17, 0.5, 1.0), policy_pairs=("T|F", "T|M"),
+    ),
+    # The paper's shapes, with only what costs time cut: 2/1/1 subjects, 8 slices per scan (the in-plane
+    # 384 x 384 stays), one optimizer step of batch 2 per epoch and one epoch, one seed, 8 CKA slices, 2
+    # activation slices, and a policy sweep of one pair at two fractions. Batch 2 for time, not memory: one
+    # step of the 34.6 M net is ~390 GFLOP at batch 2 (estimated from the layer sizes; README "Run times").
+    "paper_smoke": Profile(
+        name="paper_smoke", subjects={"train": 2, "valid": 1, "test": 1}, volume_shape=(384, 384, 8),
+        batch_size=2, max_epochs=1, steps_per_epoch=1, seeds=(0,), eval_batch_size=8, activation_slices=2,
+        cka_slices=8, policy_fractions=(0.5, 1.0), policy_pairs=("T|F",), lazy_slices=True,
     ),
     "tiny": Profile(
         name="tiny", subjects={"train": 3, "valid": 1, "test": 1}, volume_shape=(48, 48, 8),

@@ -84,10 +84,15 @@ def subset_subjects(records: list[manifest.ScanRecord], fraction: float, seed: i
 
 @lru_cache(maxsize=8)
 def slice_dataset(ctx: DataContext, split: str, tissue: str, slice_size: int,
-                   scan_ids: tuple[str, ...] | None = None) -> SliceDataset:
+                   scan_ids: tuple[str, ...] | None = None, lazy: bool = False) -> SliceDataset:
+    """The slices of ``split`` (or of its scans ``scan_ids``) with the masks of ``tissue``.
+
+    Held in memory when their images take less than ``PRELOAD_LIMIT_BYTES``, unless ``lazy``
+    (``Profile.lazy_slices``): then read from the slice cache on demand, as at the paper's size.
+    """
     records = [r for r in ctx.split(split) if scan_ids is None or r.scan_id in scan_ids]
     total = sum(int(np.prod(iwoai.image_shape(ctx.root / r.image))) for r in records)
-    preload = total * 4 * (slice_size / 384) ** 2 < PRELOAD_LIMIT_BYTES
+    preload = not lazy and total * 4 * (slice_size / 384) ** 2 < PRELOAD_LIMIT_BYTES
     return SliceDataset(records, ctx.root, tissue, slice_size, ctx.cache_dir, preload=preload)
 
 

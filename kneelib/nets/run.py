@@ -75,8 +75,9 @@ def train_net(profile: Profile, ctx: DataContext, spec: NetSpec, force: bool = F
             return None
         base_state = base.state
     cfg = train_config(profile, spec, **overrides)
-    train_ds = slice_dataset(ctx, "train", spec.tissue, profile.slice_size, train_scans)
-    val_ds = slice_dataset(ctx, "valid", spec.tissue, profile.slice_size)
+    lazy = profile.lazy_slices
+    train_ds = slice_dataset(ctx, "train", spec.tissue, profile.slice_size, train_scans, lazy)
+    val_ds = slice_dataset(ctx, "valid", spec.tissue, profile.slice_size, None, lazy)
     run_dir = run_dir or paths.models_dir(profile.name) / spec.folder
     return fit(cfg, train_ds, val_ds, run_dir, ctx.manifest_hash, base_state=base_state, force=force,
                num_workers=profile.num_workers, progress=progress, reuse_only=reuse_only)

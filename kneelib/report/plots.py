@@ -56,8 +56,11 @@ def _best_slice(masks: dict[str, np.ndarray]) -> int:
 
 
 def _mask_heatmap(mask: np.ndarray, color: str, name: str, show: bool) -> go.Heatmap:
-    z = np.where(mask, 1.0, np.nan)
-    return go.Heatmap(z=z, colorscale=[[0, color], [1, color]], showscale=False, opacity=0.45, name=name,
+    # uint8 0/1 with a transparent 0, not float NaN outside the mask: plotly stores a uint8 array in a
+    # quarter of the bytes (a 384 x 384 overlay: 0.2 MB instead of 1.8 MB of HTML); it looks the same.
+    z = np.ascontiguousarray(mask, dtype=np.uint8)
+    return go.Heatmap(z=z, colorscale=[[0, "rgba(0,0,0,0)"], [1, color]], zmin=0, zmax=1, showscale=False,
+                      opacity=0.45, name=name,
                       hoverinfo="skip", showlegend=show, legendgroup=name)
 
 
