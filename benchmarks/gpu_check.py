@@ -52,13 +52,15 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run as a script from a plain copy of the repository
-    sys.path.insert(0, str(REPO_ROOT))
+for _folder in (REPO_ROOT, REPO_ROOT / "benchmarks"):  # kneelib and synthetic_slices, from a plain copy of the repo
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
 
 import kneelib  # noqa: E402  (sets OMP_WAIT_POLICY before torch is imported)
 
 # isort: split
 import torch  # noqa: E402
+from synthetic_slices import Preloaded, phantom_like  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from kneelib.core.atomic import write_json, write_text  # noqa: E402
@@ -283,30 +285,6 @@ def part_env(args: argparse.Namespace, sizes: Sizes, device: torch.device, repor
 # ----------------------------------------------------------------------------- inputs
 
 
-@dataclasses.dataclass
-class Preloaded:
-    """What :func:`kneelib.nets.train.iterate_batches` reads of a preloaded SliceDataset."""
-
-    images: torch.Tensor  # float32 (N, 1, S, S)
-    masks: torch.Tensor   # uint8 (N, 1, S, S)
-    preload: bool = True
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-
-def phantom_like(n: int, size: int, seed: int = 0) -> Preloaded:
-    """``n`` z-scored slices with a bright band (the target, about 3 % of the pixels) and a disk on noise."""
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
-    centre = torch.rand(n, 2, generator=g) * 0.8 - 0.4
-    radius = torch.rand(n, generator=g) * 0.2 + 0.3
-    dist = ((yy - centre[:, 0, None, None]) ** 2 + (xx - centre[:, 1, None, None]) ** 2).sqrt()
-    band = (dist - radius[:, None, None]).abs() < 0.04
-    image = 1.5 * band.float() + 0.7 * (dist < radius[:, None, None]).float()
-    image = image + 0.4 * torch.randn(n, size, size, generator=g)
-    image = (image - image.mean()) / image.std()
-    return Preloaded(image[:, None].contiguous(), band[:, None].to(torch.uint8))
 
 
 def peak_flops(args: argparse.Namespace, sizes: Sizes, device: torch.device) -> tuple[float, str]:
