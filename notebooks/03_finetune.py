@@ -36,13 +36,12 @@ P, ctx, FIGURES, RESULTS = notebook_setup(profile, data_root, overrides)
 # ## Train the six fine-tuned networks
 
 # %%
+from kneelib.nets import evaluate
 from kneelib.study import nine_nets
 
 specs = [spec for seed in P.seeds for spec in nine_nets.all_specs(seed)]
 trained = nine_nets.train_nets(P, ctx, specs, force=force)  # scratch nets are reused from 02 (or trained if missing)
-for spec, r in trained.items():
-    print(f"{spec.name:7s} seed {spec.seed}: best epoch {r.best_epoch}/{len(r.history)}, "
-          f"val loss {r.best_val_loss:.4f}{' (reused)' if r.reused else ''}")
+evaluate.training_summary(trained)
 
 # %% [markdown]
 # ## Learning curves of all nine networks
@@ -50,7 +49,6 @@ for spec, r in trained.items():
 # %%
 from kneelib.core import results
 from kneelib.core.provenance import provenance
-from kneelib.nets import evaluate
 from kneelib.report import plots
 from kneelib.report.export import save_figure
 

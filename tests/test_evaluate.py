@@ -153,3 +153,16 @@ def test_evaluate_run_caches_its_metrics_and_can_drop_the_weights(tiny, tmp_path
     with pytest.raises(ValueError, match="not a finished run"):
         save_torch(tmp_path / "best.pt", {"finished": False})
         drop_best_weights(tmp_path)
+
+
+def test_training_summary_one_row_per_net(tmp_path):
+    from kneelib.nets.evaluate import training_summary
+    from kneelib.nets.train import TrainResult
+
+    history = [{"epoch": e, "val_loss": v} for e, v in ((1, 0.9), (2, 0.4), (3, 0.5))]
+    results = {NetSpec(F): TrainResult({}, history, 2, 0.4, tmp_path, False, {}),
+               NetSpec(T, F, seed=1): TrainResult({}, history[:1], 1, 0.9, tmp_path, True, {})}
+    table = training_summary(results)
+    assert list(table.net) == ["F(s)", "T|F(s)"] and list(table.seed) == [0, 1]
+    assert list(table.best_epoch) == [2, 1] and list(table.epochs) == [3, 1]
+    assert list(table.best_val_loss) == [0.4, 0.9] and list(table.reused) == [False, True]

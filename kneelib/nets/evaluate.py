@@ -103,6 +103,12 @@ def summarize_metrics(per_scan: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
+def training_summary(results: dict[NetSpec, TrainResult]) -> pd.DataFrame:
+    """One row per trained (or reused) net: best epoch, epochs run, best validation loss, reused."""
+    return pd.DataFrame([{"net": spec.name, "seed": spec.seed, "best_epoch": r.best_epoch, "epochs": len(r.history),
+                          "best_val_loss": r.best_val_loss, "reused": r.reused} for spec, r in results.items()])
+
+
 def history_frame(results: dict[NetSpec, TrainResult]) -> pd.DataFrame:
     """Learning curves of several nets in one long table."""
     return pd.DataFrame([{"net": spec.name, "seed": spec.seed, "kind": "scratch" if spec.base is None else
