@@ -90,7 +90,10 @@ def test_submitit_nets_match_local_nets_bitwise(slurm_cluster, tmp_path, monkeyp
 
 def test_cancelled_job_is_resubmitted_and_resumes_to_the_same_net(slurm_cluster, tmp_path, monkeypatch):
     monkeypatch.setenv(paths.OUTPUTS_ENV, str(tmp_path / "slurm"))
-    profile = get_profile("tiny", executor="submitit", max_epochs=60, patience=60, slurm_mem_gb=2.0)
+    # submitit ignores the SIGTERM of a cancel, and Slurm's SIGKILL can come several seconds later:
+    # a tiny epoch takes ~0.1 s, so the run must be long enough not to finish in that time.
+    epochs = 300
+    profile = get_profile("tiny", executor="submitit", max_epochs=epochs, patience=epochs, slurm_mem_gb=2.0)
     spec = run.NetSpec(F)
     run_dir = tmp_path / "slurm" / "tiny" / "models" / spec.folder
     jobs = tmp_path / "slurm" / "tiny" / "jobs" / spec.folder
@@ -102,8 +105,8 @@ def test_cancelled_job_is_resubmitted_and_resumes_to_the_same_net(slurm_cluster,
             ids = _job_ids(jobs) if jobs.exists() else []
             if ids and (run_dir / "last.pt").exists() and not (run_dir / "best.pt").exists():
                 epoch = torch.load(run_dir / "last.pt", weights_only=True)["epoch"]
-                # early in the run, so the cancel cannot land after the job has already finished
-                if epoch <= 30 and slurm.queue_states(ids[:1]).get(ids[0], "") == "RUNNING":
+                # early in the run, so the job cannot finish before the cancel's SIGKILL lands
+                if epoch <= 10 and slurm.queue_states(ids[:1]).get(ids[0], "") == "RUNNING":
                     subprocess.run(["scancel", ids[0]], check=True)
                     cancelled.update(job=ids[0], epoch=epoch)
             time.sleep(0.1)
@@ -115,10 +118,10 @@ def test_cancelled_job_is_resubmitted_and_resumes_to_the_same_net(slurm_cluster,
     assert cancelled, "the job finished before it could be cancelled"
     ids = _job_ids(jobs)
     assert ids[0] == cancelled["job"] and len(ids) == 2, ids  # cancelled, then one resubmission
-    assert cancelled["epoch"] <= 30
+    assert cancelled["epoch"] <= 10
     resumed = re.search(r"last.pt holds epoch (\d+): resuming", (jobs / f"{ids[1]}_0_log.out").read_text())
     assert resumed and int(resumed.group(1)) >= cancelled["epoch"], "the resubmitted job started over"
-    assert len(on_slurm.history) == 60
+    assert len(on_slurm.history) == epochs
     (local,) = _local_nets(tmp_path, monkeypatch, profile, [spec]).values()
     assert all(torch.equal(on_slurm.state[k], local.state[k]) for k in local.state)
     assert [h["val_loss"] for h in on_slurm.history] == [h["val_loss"] for h in local.history]
