@@ -10,7 +10,9 @@ Steps, each timed on its own:
 
 1. phantom generation: ``kneelib.data.phantoms.make_dataset`` writes ``--scans`` scans of ``--shape``
    (default 384 x 384 x 160, the IWOAI size) with its process pool; scans per minute.
-2. caching: ``kneelib.data.slices.build_slice_cache`` of every scan at 384 x 384; scans per minute.
+2. caching: ``kneelib.data.slices.build_slice_cache`` of every scan at 384 x 384, one after the other in this
+   process (the baseline), then ``build_slice_caches`` of the same scans with its process pool (``--cache-workers``);
+   scans per minute of each and their ratio.
 3. loading: a lazy :class:`kneelib.data.slices.SliceDataset` (training pairs: image and one tissue mask,
    float32 (1, 384, 384) each) through a ``DataLoader`` (batch ``--batch``, random order) with each worker count
    of ``--workers``, for ``--seconds`` after one warm-up batch; slices/s, and the anonymous resident memory
@@ -43,7 +45,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from kneelib.data.manifest import read_manifest
 from kneelib.data.phantoms import make_dataset
-from kneelib.data.slices import SliceDataset, build_slice_cache
+from kneelib.data.slices import POOL_MIN_VOXELS, SliceDataset, build_slice_cache, build_slice_caches
 from kneelib.names import TISSUES
 
 FULL_SET = 176  # IWOAI: 88 subjects x 2 timepoints
@@ -93,14 +95,21 @@ def generate(root: Path, n_scans: int, shape: tuple[int, int, int], workers: int
     return read_manifest(manifest)[:n_scans], seconds
 
 
-def cache(records: list, root: Path, cache_dir: Path, size: int) -> list[float]:
-    """Seconds of each scan's slice-cache build."""
+def cache_serial(records: list, root: Path, cache_dir: Path, size: int) -> list[float]:
+    """Seconds of each scan's slice-cache build, one after the other in this process."""
     out = []
     for r in records:
         start = time.perf_counter()
         build_slice_cache(r, root, cache_dir, size)
         out.append(time.perf_counter() - start)
     return out
+
+
+def cache_parallel(records: list, root: Path, cache_dir: Path, size: int, workers: int | None) -> float:
+    """Seconds of ``build_slice_caches`` of all ``records`` (its process pool)."""
+    start = time.perf_counter()
+    build_slice_caches(records, root, cache_dir, size, workers=workers)
+    return time.perf_counter() - start
 
 
 def iterate(ds: SliceDataset, workers: int, batch: int, seconds: float, seed: int = 0) -> dict[str, float]:
@@ -148,6 +157,8 @@ def main() -> None:
     parser.add_argument("--shape", type=int, nargs=3, default=(384, 384, 160), metavar=("H", "W", "D"))
     parser.add_argument("--size", type=int, default=384, help="slice size of the cache")
     parser.add_argument("--gen-workers", type=int, default=None, help="phantom processes (default: make_dataset's)")
+    parser.add_argument("--cache-workers", type=int, default=None,
+                        help="slice-cache processes (default: build_slice_caches')")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2, 4], help="DataLoader worker counts")
     parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--seconds", type=float, default=20.0, help="loader time per setting")
@@ -176,11 +187,18 @@ def main() -> None:
               f"{full_min:.1f} min (goal <= {GOAL_MINUTES:.0f}) [{load()}]")
 
         print(f"\n2. slice cache ({load()})")
-        cache_s = cache(records, root, cache_dir, args.size)
-        med = float(np.median(cache_s))
-        full_cache_min = FULL_SET * med / 60 * scale
-        print(f"   per scan: median {med:.2f} s (all: {', '.join(f'{s:.2f}' for s in cache_s)}); "
-              f"{60 / med:.1f} scans/min; 176 full-size scans: {full_cache_min:.1f} min "
+        serial_s = cache_serial(records, root, out / "cache_serial", args.size)
+        med = float(np.median(serial_s))
+        shutil.rmtree(out / "cache_serial", ignore_errors=True)
+        print(f"   baseline, one scan after the other: median {med:.2f} s per scan (all: "
+              f"{', '.join(f'{s:.2f}' for s in serial_s)}); {60 / med:.1f} scans/min; 176 full-size scans: "
+              f"{FULL_SET * med / 60 * scale:.1f} min [{load()}]")
+        pooled = len(records) > 1 and len(records) * math.prod(shape) >= POOL_MIN_VOXELS
+        par_s = cache_parallel(records, root, cache_dir, args.size, args.cache_workers)
+        per_scan = par_s / len(records)
+        how = "process pool" if pooled else "in-process (too few voxels for the pool)"
+        print(f"   build_slice_caches ({how}): {par_s:.1f} s for {len(records)} scans, {per_scan:.2f} s per scan, "
+              f"{med / per_scan:.2f}x the baseline; 176 full-size scans: {FULL_SET * per_scan / 60 * scale:.1f} min "
               f"(goal <= {GOAL_MINUTES:.0f}) [{load()}]")
         disk = sum(f.stat().st_size for f in cache_dir.iterdir()) / len(records) / 1e6
         src = sum(f.stat().st_size for f in root.rglob("*_V0*.*")) / len(records) / 1e6

@@ -244,6 +244,65 @@ def test_failed_cache_build_leaves_nothing(tmp_path):
     assert not cache.exists() or not any(cache.iterdir())
 
 
+def _cache_arrays(path: Path) -> dict[str, object]:
+    with h5py.File(path, "r") as f:
+        return {"image": f["image"][()], "masks": f["masks"][()],
+                **{k: np.asarray(v).tolist() for k, v in f.attrs.items()}}
+
+
+@pytest.fixture
+def three_scans(tmp_path):
+    root = tmp_path / "data"
+    return [write_scan(root, i, make_image(seed=i), make_seg()) for i in (1, 2, 3)], root
+
+
+def test_parallel_cache_build_matches_serial_bitwise(three_scans, tmp_path, monkeypatch):
+    records, root = three_scans
+    pools = []
+
+    class CountedPool(slices.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(kwargs["max_workers"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(slices, "ProcessPoolExecutor", CountedPool)
+    monkeypatch.setattr(slices, "POOL_MIN_VOXELS", 0)
+    parallel = slices.build_slice_caches(records, root, tmp_path / "parallel", 8, workers=2)
+    assert pools == [2]  # the stale caches really went to two processes
+    serial = slices.build_slice_caches(records, root, tmp_path / "serial", 8, workers=1)
+    assert pools == [2]
+    assert [p.name for p in parallel] == [f"train_00{i}_V00_s8.h5" for i in (1, 2, 3)]
+    for a, b in zip(parallel, serial, strict=True):
+        arrays_a, arrays_b = _cache_arrays(a), _cache_arrays(b)
+        assert arrays_a.keys() == arrays_b.keys()
+        for key in arrays_a:
+            np.testing.assert_array_equal(arrays_a[key], arrays_b[key], err_msg=f"{a.name} {key}")
+    assert not np.array_equal(_cache_arrays(parallel[0])["image"], _cache_arrays(parallel[1])["image"])
+    # Nothing stale the second time: no pool at all.
+    stamps = [p.stat().st_mtime_ns for p in parallel]
+    slices.build_slice_caches(records, root, tmp_path / "parallel", 8, workers=2)
+    assert pools == [2] and [p.stat().st_mtime_ns for p in parallel] == stamps
+
+
+def test_parallel_cache_build_names_a_bad_scan_and_leaves_no_partial_cache(three_scans, tmp_path, monkeypatch):
+    records, root = three_scans
+    image = make_image(seed=2)
+    image[1, 1, 1] = np.nan
+    write_h5(root / records[1].image, image)
+    monkeypatch.setattr(slices, "POOL_MIN_VOXELS", 0)
+    with pytest.raises(DataError, match="train_002_V00.im"):
+        slices.build_slice_caches(records, root, tmp_path / "cache", 8, workers=2)
+    assert "train_002_V00_s8.h5" not in [p.name for p in (tmp_path / "cache").iterdir()]
+    assert all(p.suffix == ".h5" for p in (tmp_path / "cache").iterdir())  # no temporary files left
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_parallel_cache_build_bad_workers(scan, tmp_path, workers):
+    record, root = scan
+    with pytest.raises(ValueError, match="workers="):
+        slices.build_slice_caches([record], root, tmp_path / "cache", 8, workers=workers)
+
+
 # --------------------------------------------------------------------------- the dataset
 
 

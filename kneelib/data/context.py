@@ -18,7 +18,7 @@ from kneelib.core import paths
 from kneelib.core.profiles import Profile
 from kneelib.data import iwoai, manifest
 from kneelib.data.phantoms import best_intensity_dice, make_dataset
-from kneelib.data.slices import SliceDataset, build_slice_cache, load_eval_volume
+from kneelib.data.slices import SliceDataset, build_slice_caches, load_eval_volume
 from kneelib.names import TISSUES
 
 # Datasets up to this many bytes of slices are held in memory; larger ones are read lazily.
@@ -97,9 +97,11 @@ def slice_dataset(ctx: DataContext, split: str, tissue: str, slice_size: int,
 
 
 def prepare_slice_caches(profile: Profile, ctx: DataContext) -> None:
-    """Build the slice caches of every scan at the profile's slice size (a no-op once built)."""
-    for record in ctx.records:
-        build_slice_cache(record, ctx.root, ctx.cache_dir, profile.slice_size)
+    """Build the slice caches of every scan at the profile's slice size (a no-op once built).
+
+    At full size the scans are cached in parallel processes (:func:`kneelib.data.slices.build_slice_caches`).
+    """
+    build_slice_caches(ctx.records, ctx.root, ctx.cache_dir, profile.slice_size)
 
 
 def threshold_baseline(ctx: DataContext, n_scans: int = 2) -> pd.DataFrame:
