@@ -14,9 +14,12 @@ Steps, each timed on its own:
    process (the baseline), then ``build_slice_caches`` of the same scans with its process pool (``--cache-workers``);
    scans per minute of each and their ratio.
 3. loading: a lazy :class:`kneelib.data.slices.SliceDataset` (training pairs: image and one tissue mask,
-   float32 (1, 384, 384) each) through a ``DataLoader`` (batch ``--batch``, random order) with each worker count
-   of ``--workers``, for ``--seconds`` after one warm-up batch; slices/s, and the anonymous resident memory
-   (``RssAnon`` of ``/proc/<pid>/status``) of the main process plus its workers, sampled every batch. The
+   float32 (1, 384, 384) each) through the training loop's ``kneelib.nets.train.iterate_batches`` (batch
+   ``--batch``, random order) with each worker count of ``--workers``, against a baseline run of a plain
+   ``DataLoader`` over ``dataset[i]`` (float32 masks sent by the workers), for ``--seconds`` after one
+   warm-up batch; slices/s, and the anonymous resident memory
+   (``RssAnon`` of ``/proc/<pid>/status``) of the main process plus its workers, sampled every batch (median
+   and peak). The
    loader is run over the first quarter, half and all of the scans, so memory growth with the number of scans
    shows as a slope (MB per scan), extrapolated to 176 scans.
 
@@ -41,12 +44,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 
 from kneelib.data.manifest import read_manifest
 from kneelib.data.phantoms import make_dataset
 from kneelib.data.slices import POOL_MIN_VOXELS, SliceDataset, build_slice_cache, build_slice_caches
 from kneelib.names import TISSUES
+from kneelib.nets.train import iterate_batches
 
 FULL_SET = 176  # IWOAI: 88 subjects x 2 timepoints
 GOAL_MINUTES = 10.0
@@ -112,46 +116,53 @@ def cache_parallel(records: list, root: Path, cache_dir: Path, size: int, worker
     return time.perf_counter() - start
 
 
-def iterate(ds: SliceDataset, workers: int, batch: int, seconds: float, seed: int = 0) -> dict[str, float]:
-    """Slices/s of a DataLoader over ``ds`` in a random order, and the peak RssAnon (MB) while it runs."""
-    # random order, permutation after permutation, for as long as the timing window lasts
-    sampler = RandomSampler(ds, num_samples=10**7, generator=torch.Generator().manual_seed(seed))
-    loader = DataLoader(ds, batch_size=batch, sampler=sampler, num_workers=workers,
-                        persistent_workers=False, prefetch_factor=4 if workers else None)
-    it = iter(loader)
-    next(it)  # warm-up: workers started, first files opened
+def iterate(ds: SliceDataset, workers: int, batch: int, seconds: float, path: str, seed: int = 0) -> dict[str, float]:
+    """Slices/s over ``ds`` in a random order, and the peak RssAnon (MB) while it runs.
+
+    ``path="training"``: the training loop's own batches (``train.iterate_batches``: uint8 masks from the
+    workers, which the training step makes float32 on its device); ``"baseline"``: the same DataLoader
+    over ``dataset[i]`` (float32 masks from the workers), as before that change.
+    """
+    order = torch.randint(len(ds), (200_000,), generator=torch.Generator().manual_seed(seed))
+    if path == "training":
+        batches = iterate_batches(ds, order, batch, workers)
+    else:
+        batches = iter(DataLoader(ds, batch_size=batch, sampler=order.tolist(), num_workers=workers))
+    next(batches)  # warm-up: workers started, first files opened
     base = tree_anon_mb()
-    peak, n, start = base, 0, time.perf_counter()
-    for x, _ in it:
+    samples, n, start = [base], 0, time.perf_counter()
+    for x, _ in batches:
         n += len(x)
-        peak = max(peak, tree_anon_mb())
+        samples.append(tree_anon_mb())
         if time.perf_counter() - start >= seconds:
             break
     elapsed = time.perf_counter() - start
-    del it
-    return {"slices_per_s": n / elapsed, "slices": n, "anon_start_mb": base, "anon_peak_mb": peak}
+    del batches
+    return {"slices_per_s": n / elapsed, "slices": n, "anon_start_mb": base, "anon_peak_mb": max(samples),
+            "anon_median_mb": float(np.median(samples))}
 
 
-def measure_in_fresh_process(out: Path, n_scans: int, workers: int, args: argparse.Namespace) -> dict[str, float]:
+def measure_in_fresh_process(out: Path, n_scans: int, workers: int, path: str,
+                             args: argparse.Namespace) -> dict[str, float]:
     """:func:`iterate` over the first ``n_scans`` scans in a new Python process, so that no setting's
     memory (allocator arenas, open files) carries over into the next."""
-    cmd = [sys.executable, __file__, "--measure", str(out), str(n_scans), str(workers),
+    cmd = [sys.executable, __file__, "--measure", str(out), str(n_scans), str(workers), path,
            "--size", str(args.size), "--batch", str(args.batch), "--seconds", str(args.seconds)]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _measure(out: Path, n_scans: int, workers: int, size: int, batch: int, seconds: float) -> None:
+def _measure(out: Path, n_scans: int, workers: int, path: str, size: int, batch: int, seconds: float) -> None:
     records = read_manifest(out / "phantoms" / "manifest.csv")[:n_scans]
     ds = SliceDataset(records, out / "phantoms", TISSUES[0], size, out / "cache", preload=False)
-    result = iterate(ds, workers, batch, seconds) | {"slices_in_set": len(ds)}
+    result = iterate(ds, workers, batch, seconds, path) | {"slices_in_set": len(ds)}
     ds.close()
     print(json.dumps(result))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--measure", nargs=3, metavar=("OUT", "SCANS", "WORKERS"), default=None,
+    parser.add_argument("--measure", nargs=4, metavar=("OUT", "SCANS", "WORKERS", "PATH"), default=None,
                         help=argparse.SUPPRESS)  # internal: one loader setting, in its own process
     parser.add_argument("--scans", type=int, default=4, help="scans to generate (even: whole subjects)")
     parser.add_argument("--shape", type=int, nargs=3, default=(384, 384, 160), metavar=("H", "W", "D"))
@@ -165,8 +176,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
     args = parser.parse_args()
     if args.measure:
-        _measure(Path(args.measure[0]), int(args.measure[1]), int(args.measure[2]), args.size, args.batch,
-                 args.seconds)
+        _measure(Path(args.measure[0]), int(args.measure[1]), int(args.measure[2]), args.measure[3], args.size,
+                 args.batch, args.seconds)
         return
     shape = tuple(args.shape)
     out = args.out or Path(tempfile.mkdtemp(prefix="kneelib_data_path_"))
@@ -210,19 +221,23 @@ def main() -> None:
         peaks: dict[int, list[tuple[int, float]]] = {w: [] for w in args.workers}
         for w in args.workers:
             for n in sizes:
-                r = measure_in_fresh_process(out, n, w, args)
-                peaks[w].append((n, r["anon_peak_mb"]))
+                base = measure_in_fresh_process(out, n, w, "baseline", args)
+                r = measure_in_fresh_process(out, n, w, "training", args)
+                peaks[w].append((n, r["anon_median_mb"], r["anon_peak_mb"]))
                 goal = f" (goal >= {GOAL_SLICES_PER_S:.0f} with 2 workers)" if w == 2 else ""
                 print(f"   workers {w}, {n:3d} scans ({r['slices_in_set']} slices): "
-                      f"{r['slices_per_s']:7.0f} slices/s{goal}; "
-                      f"RssAnon {r['anon_start_mb']:.0f} -> peak {r['anon_peak_mb']:.0f} MB [{load()}]")
-        print("\n   RssAnon against the number of scans (least-squares slope) and at 176 scans:")
+                      f"{r['slices_per_s']:7.0f} slices/s{goal}, {r['slices_per_s'] / base['slices_per_s']:.2f}x "
+                      f"the float32-mask baseline ({base['slices_per_s']:.0f}); "
+                      f"RssAnon {r['anon_start_mb']:.0f} -> median {r['anon_median_mb']:.0f}, "
+                      f"peak {r['anon_peak_mb']:.0f} MB [{load()}]")
+        # The slope uses the median over each window, which sampling noise moves less than the peak.
+        print("\n   RssAnon (median over the window) against the number of scans (least-squares slope), at 176 scans:")
         for w, pts in peaks.items():
-            n, mb = np.array(pts, dtype=float).T
+            n, mb, peak = np.array(pts, dtype=float).T
             slope = float(np.polyfit(n, mb, 1)[0]) if len(n) > 1 else 0.0
             at_full = mb[-1] + slope * (FULL_SET - n[-1])
-            print(f"   workers {w}: {slope:+.2f} MB per scan; {at_full / 1e3:.2f} GB at 176 scans "
-                  f"(goal flat, <= {GOAL_ANON_GB:.0f} GB)")
+            print(f"   workers {w}: {slope:+.2f} MB per scan; {at_full / 1e3:.2f} GB at 176 scans, highest peak "
+                  f"{peak.max() / 1e3:.2f} GB (goal flat, <= {GOAL_ANON_GB:.0f} GB)")
     finally:
         if args.out is None:
             shutil.rmtree(out, ignore_errors=True)

@@ -383,6 +383,34 @@ def test_dataloader_workers_read_same_items(two_scans):
     assert torch.equal(images, torch.stack([ds[i][0] for i in range(len(ds))]))
 
 
+def test_raw_items_hold_the_stored_uint8_masks(two_scans):
+    records, root, cache = two_scans
+    for preload in (False, True):
+        ds = SliceDataset(records, root, "meniscus", 8, cache, preload=preload)
+        for i in range(len(ds)):
+            (image, mask), (raw_image, raw_mask) = ds[i], ds.raw_item(i)
+            assert raw_mask.dtype == torch.uint8 and mask.dtype == torch.float32
+            assert torch.equal(raw_image, image) and torch.equal(raw_mask.float(), mask)
+        assert any(ds.raw_item(i)[1].any() for i in range(len(ds)))  # the masks are not all empty
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_training_batches_from_the_lazy_loader_match_the_preloaded_ones(two_scans, workers):
+    from kneelib.nets.train import epoch_order, iterate_batches
+
+    records, root, cache = two_scans
+    lazy = SliceDataset(records, root, "tibial_cartilage", 8, cache)
+    pre = SliceDataset(records, root, "tibial_cartilage", 8, cache, preload=True)
+    order = epoch_order(len(lazy), seed=1, epoch=0)
+    a = list(iterate_batches(lazy, order, 3, num_workers=workers))
+    b = list(iterate_batches(pre, order, 3))
+    assert [len(x) for x, _ in a] == [3, 3, 2]
+    for (xa, ya), (xb, yb) in zip(a, b, strict=True):
+        assert ya.dtype == yb.dtype == torch.uint8  # as stored; the training step makes them float32
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert sum(int(y.sum()) for _, y in a) == int(pre.masks.sum()) > 0
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"tissue": "patellar_cartilage"}, "patellar_cartilage"),
     ({"slice_size": 0}, "0"),
