@@ -124,8 +124,9 @@ def c8_policy(policy: pd.DataFrame, steps: str = "epochs") -> ClaimResult:
     gain = tuned.dice.values - scratch.loc[list(zip(tuned.target, tuned.fraction, tuned.seed))].values
     plain = limited[limited.strategy == "finetune"]
     plain_gain = plain.dice.values - scratch.loc[list(zip(plain.target, plain.fraction, plain.seed))].values
+    plain_text = f"plain fine-tune {plain_gain.mean():+.4f}" if len(plain_gain) else "no plain fine-tune runs"
     return ClaimResult(f"Dice gain over scratch with < 100% data: depth-lr fine-tune {gain.mean():+.4f}, "
-                       f"plain fine-tune {plain_gain.mean():+.4f}", float(gain.mean()))
+                       f"{plain_text}", float(gain.mean()))
 
 
 def c8_closer_source(policy: pd.DataFrame, tissue: pd.DataFrame) -> ClaimResult:
