@@ -194,7 +194,10 @@ def build_slice_caches(records: Sequence[ScanRecord], root: str | os.PathLike, c
                                  initializer=torch.set_num_threads,
                                  initargs=(max(1, torch.get_num_threads() // n),)) as pool:
             list(pool.map(build_slice_cache, stale, repeat(root), repeat(cache_dir), repeat(slice_size)))
-    return [build_slice_cache(r, root, cache_dir, slice_size) for r in records]
+    else:
+        for r in stale:
+            build_slice_cache(r, root, cache_dir, slice_size)
+    return [cache_path(r, cache_dir, slice_size) for r in records]
 
 
 def _read_scan(record: ScanRecord, root: str | os.PathLike,
