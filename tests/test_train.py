@@ -3,6 +3,11 @@
 Everything runs on the CPU with one thread so that runs are bitwise reproducible and the
 whole module takes a few seconds. The resume tests compare against one uninterrupted
 reference run (module fixture); one of them kills a real training process with SIGKILL.
+
+The tests whose numbers depend on rounding (the reference run and everything compared with it,
+early stopping, determinism) run under both precisions the suite trains in on a CPU, fp32 and bf16
+autocast, whatever this CPU is: bf16 is native on AVX-512-BF16 / AMX CPUs and emulated (slower, the
+same results) on AVX2-only ones, so a pass on either kind of machine covers both.
 """
 
 from __future__ import annotations
@@ -21,15 +26,24 @@ from pathlib import Path
 import pytest
 import torch
 
+from kneelib.core.profiles import PROFILES
 from kneelib.nets import train
 from kneelib.nets.train import TrainConfig, TrainResult, fit
 from kneelib.nets.unet import UNet2D, group_of
 
 CPU = torch.device("cpu")
 MANIFEST = "toy-manifest-sha256"
+PRECISIONS = ("fp32", "bf16")
+
+
+def recipe(tissue: str = "femoral_cartilage", **overrides) -> TrainConfig:
+    """The paper profile's recipe for a scratch net of ``tissue`` (seed 0), with ``overrides``."""
+    return TrainConfig.from_profile(PROFILES["paper"], tissue, seed=0, **overrides)
+
+
 # The reference run: long enough to learn the disks, short enough for a unit test.
-REF = TrainConfig(tissue="femoral_cartilage", depth=3, base_filters=4, slice_size=32, batch_size=8,
-                  max_epochs=6, patience=10, lr=2e-2, seed=0)
+REF = recipe(depth=3, base_filters=4, slice_size=32, batch_size=8, max_epochs=6, patience=10, lr=2e-2,
+             precision="fp32")
 # For tests that only need some training to happen.
 SMALL = dataclasses.replace(REF, max_epochs=2)
 
@@ -77,9 +91,10 @@ def strip_seconds(history: list[dict[str, float]]) -> list[dict[str, float]]:
 
 
 def val_loss_of(state: dict[str, torch.Tensor], cfg: TrainConfig, val: ToyDisks) -> float:
+    """The validation loss of ``state`` computed afresh, in the precision ``cfg`` trained in."""
     model = UNet2D(cfg.depth, cfg.base_filters)
     model.load_state_dict(state)
-    return train.validation_loss(model, val, 2 * cfg.batch_size, CPU, None)
+    return train.validation_loss(model, val, 2 * cfg.batch_size, CPU, train.autocast_dtype(cfg.precision, CPU))
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -90,10 +105,16 @@ def data() -> tuple[ToyDisks, ToyDisks]:
     return make_data()
 
 
+@pytest.fixture(scope="module", params=PRECISIONS)
+def ref_cfg(request) -> TrainConfig:
+    """The reference recipe in each precision."""
+    return dataclasses.replace(REF, precision=request.param)
+
+
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, data) -> TrainResult:
+def reference(tmp_path_factory, data, ref_cfg) -> TrainResult:
     # keep_last: tests below compare the final epoch's checkpoint (weights, optimizer) with others
-    return run(REF, tmp_path_factory.mktemp("reference"), data, keep_last=True)
+    return run(ref_cfg, tmp_path_factory.mktemp(f"reference_{ref_cfg.precision}"), data, keep_last=True)
 
 
 # ------------------------------------------------------------------ schedule and optimizer
@@ -112,7 +133,7 @@ def _lrs_over_epochs(cfg: TrainConfig, epochs: int) -> list[list[float]]:
 
 
 def test_step_decay_schedule() -> None:
-    cfg = TrainConfig(tissue="meniscus", lr=1e-3)
+    cfg = recipe(tissue="meniscus", lr=1e-3)
     lrs = [row[0] for row in _lrs_over_epochs(cfg, 6)]
     expected = [1e-3 * 0.9 ** math.floor((1 + e) / 2) for e in range(6)]
     assert lrs == pytest.approx(expected, rel=1e-12)
@@ -120,16 +141,16 @@ def test_step_decay_schedule() -> None:
 
 
 def test_step_decay_floor() -> None:
-    cfg = TrainConfig(tissue="meniscus", lr=1e-3, lr_floor=8.5e-4)
+    cfg = recipe(tissue="meniscus", lr=1e-3, lr_floor=8.5e-4)
     lrs = [row[0] for row in _lrs_over_epochs(cfg, 6)]
     assert lrs == pytest.approx([1e-3, 9e-4, 9e-4, 8.5e-4, 8.5e-4, 8.5e-4], rel=1e-12)
-    long = [row[0] for row in _lrs_over_epochs(TrainConfig(tissue="meniscus", depth=2), 400)]
+    long = [row[0] for row in _lrs_over_epochs(recipe(tissue="meniscus", depth=2), 400)]
     assert min(long) == pytest.approx(1e-8, rel=1e-9)  # reference floor reached, never undercut
     assert all(b <= a for a, b in zip(long, long[1:]))
 
 
 def test_depth_dependent_learning_rates() -> None:
-    cfg = TrainConfig(tissue="meniscus", depth=4, lr=1e-2, depth_lr_decay=0.5)
+    cfg = recipe(tissue="meniscus", depth=4, lr=1e-2, depth_lr_decay=0.5)
     model = UNet2D(4, 2, seed=0)
     opt = train.make_optimizer(model, cfg)
     assert len(opt.param_groups) == 4
@@ -150,9 +171,12 @@ def test_depth_dependent_learning_rates() -> None:
 
 
 def test_uniform_learning_rate_by_default() -> None:
-    opt = train.make_optimizer(UNet2D(4, 2, seed=0), TrainConfig(tissue="meniscus", depth=4, lr=3e-4))
+    opt = train.make_optimizer(UNet2D(4, 2, seed=0), recipe(tissue="meniscus", depth=4, lr=3e-4))
     assert {g["lr"] for g in opt.param_groups} == {3e-4}
+    # the reference's Adam constants, read from the profile (the recipe is written once)
     assert opt.defaults["betas"] == (0.99, 0.995) and opt.defaults["eps"] == 1e-8
+    other = train.make_optimizer(UNet2D(4, 2, seed=0), recipe(adam_betas=(0.9, 0.999), adam_eps=1e-6))
+    assert other.defaults["betas"] == (0.9, 0.999) and other.defaults["eps"] == 1e-6
 
 
 def test_epoch_order_depends_on_seed_and_epoch_only() -> None:
@@ -189,24 +213,24 @@ def test_autocast_dtype(monkeypatch) -> None:
 # ------------------------------------------------------------------ training
 
 
-def test_training_reduces_validation_loss(reference: TrainResult) -> None:
+def test_training_reduces_validation_loss(reference: TrainResult, ref_cfg: TrainConfig) -> None:
     hist = reference.history
-    assert [row["epoch"] for row in hist] == list(range(1, REF.max_epochs + 1))
+    assert [row["epoch"] for row in hist] == list(range(1, ref_cfg.max_epochs + 1))
     assert reference.best_val_loss < 0.75 * hist[0]["val_loss"]
     assert reference.best_val_loss < 0.6
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
     assert not reference.reused
     # history records the scheduled lr of each epoch
     assert [row["lr"] for row in hist] == pytest.approx(
-        [REF.lr * 0.9 ** math.floor((1 + e) / 2) for e in range(len(hist))])
+        [ref_cfg.lr * 0.9 ** math.floor((1 + e) / 2) for e in range(len(hist))])
 
 
-def test_best_weights_are_those_of_the_best_epoch(reference: TrainResult, data) -> None:
+def test_best_weights_are_those_of_the_best_epoch(reference: TrainResult, ref_cfg: TrainConfig, data) -> None:
     vals = [row["val_loss"] for row in reference.history]
     best = min(range(len(vals)), key=vals.__getitem__)
     assert reference.best_epoch == best + 1
     assert reference.best_val_loss == vals[best]
-    assert val_loss_of(reference.state, REF, data[1]) == pytest.approx(vals[best], abs=1e-5)
+    assert val_loss_of(reference.state, ref_cfg, data[1]) == pytest.approx(vals[best], abs=1e-5)
     assert all(t.device.type == "cpu" for t in reference.state.values())
     # For this seed the best epoch is not the last one, so the result must differ from the final weights.
     assert reference.best_epoch < len(vals)
@@ -214,11 +238,12 @@ def test_best_weights_are_those_of_the_best_epoch(reference: TrainResult, data) 
     assert not same_state(reference.state, last)
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("patience", [1, 3])
-def test_early_stopping(tmp_path: Path, data, patience: int) -> None:
+def test_early_stopping(tmp_path: Path, data, patience: int, precision: str) -> None:
     # A tiny lr and min_delta = 1 (the loss lies in [0, 1]): no epoch after the first can count
     # as an improvement, so the run stops after 1 + patience epochs with epoch 1 as the best.
-    cfg = dataclasses.replace(REF, lr=1e-12, min_delta=1.0, patience=patience, max_epochs=20)
+    cfg = dataclasses.replace(REF, lr=1e-12, min_delta=1.0, patience=patience, max_epochs=20, precision=precision)
     small = (ToyDisks(16, seed=0), ToyDisks(8, seed=1))
     result = run(cfg, tmp_path, small, keep_last=True)
     assert len(result.history) == 1 + patience
@@ -256,14 +281,14 @@ def test_steps_per_epoch_limits_the_epoch(tmp_path: Path, data, monkeypatch) -> 
 # ------------------------------------------------------------------ resuming
 
 
-def test_resume_after_simulated_kill(reference: TrainResult, tmp_path: Path, data) -> None:
-    first = run(REF, tmp_path, data, stop_after_epochs=2)
+def test_resume_after_simulated_kill(reference: TrainResult, ref_cfg: TrainConfig, tmp_path: Path, data) -> None:
+    first = run(ref_cfg, tmp_path, data, stop_after_epochs=2)
     assert len(first.history) == 2 and not first.reused
     assert not (tmp_path / "best.pt").exists()
     assert train.load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
-    second = run(REF, tmp_path, data, stop_after_epochs=1)
+    second = run(ref_cfg, tmp_path, data, stop_after_epochs=1)
     assert len(second.history) == 3
-    final = run(REF, tmp_path, data, keep_last=True)
+    final = run(ref_cfg, tmp_path, data, keep_last=True)
     assert not final.reused
     assert strip_seconds(final.history) == strip_seconds(reference.history)
     assert final.best_epoch == reference.best_epoch
@@ -273,7 +298,7 @@ def test_resume_after_simulated_kill(reference: TrainResult, tmp_path: Path, dat
 
 
 _KILL_SCRIPT = textwrap.dedent("""
-    import importlib.util, sys, time
+    import dataclasses, importlib.util, sys, time
     import torch
     torch.set_num_threads(1)
     spec = importlib.util.spec_from_file_location("toy_train_test", sys.argv[1])
@@ -294,17 +319,18 @@ _KILL_SCRIPT = textwrap.dedent("""
 
     train.train_epoch = slow_epoch
     tr, va = mod.make_data()
-    train.fit(mod.REF, tr, va, sys.argv[2], mod.MANIFEST, device=torch.device("cpu"), progress=False)
+    cfg = dataclasses.replace(mod.REF, precision=sys.argv[3])
+    train.fit(cfg, tr, va, sys.argv[2], mod.MANIFEST, device=torch.device("cpu"), progress=False)
     print("finished")
 """)
 
 
-def test_resume_after_real_kill(reference: TrainResult, tmp_path: Path, data) -> None:
+def test_resume_after_real_kill(reference: TrainResult, ref_cfg: TrainConfig, tmp_path: Path, data) -> None:
     run_dir = tmp_path / "run"
     log = tmp_path / "child.log"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, __file__, str(run_dir)],
+        proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, __file__, str(run_dir), ref_cfg.precision],
                                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=Path(__file__).parents[1])
         try:
             deadline = time.monotonic() + 180
@@ -324,8 +350,8 @@ def test_resume_after_real_kill(reference: TrainResult, tmp_path: Path, data) ->
     assert "finished" not in log.read_text()
     assert not (run_dir / "best.pt").exists()
     killed_at = train.load_checkpoint(run_dir / "last.pt")["epoch"]
-    assert 1 <= killed_at < REF.max_epochs
-    resumed = run(REF, run_dir, data)
+    assert 1 <= killed_at < ref_cfg.max_epochs
+    resumed = run(ref_cfg, run_dir, data)
     assert not resumed.reused
     assert strip_seconds(resumed.history) == strip_seconds(reference.history)
     assert same_state(resumed.state, reference.state)
@@ -334,7 +360,8 @@ def test_resume_after_real_kill(reference: TrainResult, tmp_path: Path, data) ->
     assert {p.name for p in run_dir.iterdir() if not p.name.startswith(".")} == {"best.pt"}
 
 
-def test_kill_between_last_and_best_checkpoint(reference: TrainResult, tmp_path: Path, data, monkeypatch) -> None:
+def test_kill_between_last_and_best_checkpoint(reference: TrainResult, ref_cfg: TrainConfig, tmp_path: Path, data,
+                                              monkeypatch) -> None:
     """A run killed after its final last.pt but before best.pt finishes without training again."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -344,11 +371,11 @@ def test_kill_between_last_and_best_checkpoint(reference: TrainResult, tmp_path:
         raise AssertionError("the run was complete; no epoch should be trained")
 
     monkeypatch.setattr(train, "train_epoch", no_training)
-    result = run(REF, run_dir, data)
+    result = run(ref_cfg, run_dir, data)
     assert not result.reused and (run_dir / "best.pt").exists()
     assert same_state(result.state, reference.state)
     assert result.best_epoch == reference.best_epoch and result.history == reference.history
-    assert run(REF, run_dir, data).reused
+    assert run(ref_cfg, run_dir, data).reused
 
 
 # ------------------------------------------------------------------ caching
@@ -360,8 +387,8 @@ def test_run_key_changes_with_every_input(reference: TrainResult) -> None:
     changed = {"tissue": "meniscus", "base_net": "scratch_femoral", "depth": 4, "base_filters": 8,
                "slice_size": 64, "batch_size": 4, "max_epochs": 7, "patience": 3, "min_delta": 1e-4,
                "lr": 1e-3, "lr_decay": 0.5, "lr_decay_every": 3, "lr_floor": 1e-6, "depth_lr_decay": 0.5,
-               "steps_per_epoch": 2, "train_fraction": 0.5, "seed": 1, "precision": "fp32",
-               "loss_reduction": "sample", "head_bias": -3.0}
+               "steps_per_epoch": 2, "train_fraction": 0.5, "seed": 1, "precision": "bf16",
+               "loss_reduction": "sample", "head_bias": -3.0, "adam_betas": (0.9, 0.999), "adam_eps": 1e-6}
     assert set(changed) == {f.name for f in dataclasses.fields(TrainConfig)}
     keys = {train.run_key(dataclasses.replace(REF, **{name: value}), MANIFEST, None)
             for name, value in changed.items()}
@@ -416,10 +443,12 @@ def test_changed_inputs_do_not_resume_a_stale_last_checkpoint(tmp_path: Path, da
 # ------------------------------------------------------------------ determinism
 
 
-def test_determinism_across_run_dirs(tmp_path: Path, data) -> None:
-    a = run(SMALL, tmp_path / "a", data)
-    b = run(SMALL, tmp_path / "b", data)
-    c = run(dataclasses.replace(SMALL, seed=1), tmp_path / "c", data)
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_determinism_across_run_dirs(tmp_path: Path, data, precision: str) -> None:
+    small = dataclasses.replace(SMALL, precision=precision)
+    a = run(small, tmp_path / "a", data)
+    b = run(small, tmp_path / "b", data)
+    c = run(dataclasses.replace(small, seed=1), tmp_path / "c", data)
     assert not b.reused
     assert same_state(a.state, b.state)
     assert strip_seconds(a.history) == strip_seconds(b.history)
@@ -456,8 +485,8 @@ def test_nan_validation_raises(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ checkpoints
 
 
-def test_checkpoint_contents(reference: TrainResult) -> None:
-    key = train.run_key(REF, MANIFEST, None)
+def test_checkpoint_contents(reference: TrainResult, ref_cfg: TrainConfig) -> None:
+    key = train.run_key(ref_cfg, MANIFEST, None)
     best = torch.load(reference.run_dir / "best.pt", map_location="cpu", weights_only=True)
     last = torch.load(reference.run_dir / "last.pt", map_location="cpu", weights_only=True)
 
@@ -470,26 +499,26 @@ def test_checkpoint_contents(reference: TrainResult) -> None:
     assert strip_seconds(best["history"]) == strip_seconds(last["history"]) == strip_seconds(reference.history)
 
     # resumable state
-    assert last["epoch"] == len(reference.history) == REF.max_epochs
-    assert last["bad_epochs"] == REF.max_epochs - reference.best_epoch  # epochs since the last improvement
+    assert last["epoch"] == len(reference.history) == ref_cfg.max_epochs
+    assert last["bad_epochs"] == ref_cfg.max_epochs - reference.best_epoch  # epochs since the last improvement
     assert set(last["model"]) == set(reference.state)
     opt = last["optimizer"]
     assert {"state", "param_groups"} <= set(opt)
-    assert len(opt["state"]) == sum(1 for _ in UNet2D(REF.depth, REF.base_filters).parameters())
-    assert all(s["step"].item() == REF.max_epochs * len(make_data()[0]) // REF.batch_size
+    assert len(opt["state"]) == sum(1 for _ in UNet2D(ref_cfg.depth, ref_cfg.base_filters).parameters())
+    assert all(s["step"].item() == ref_cfg.max_epochs * len(make_data()[0]) // ref_cfg.batch_size
                for s in opt["state"].values())
-    assert last["scheduler"]["last_epoch"] == REF.max_epochs
-    model = UNet2D(REF.depth, REF.base_filters)
-    new_opt = train.make_optimizer(model, REF)
+    assert last["scheduler"]["last_epoch"] == ref_cfg.max_epochs
+    model = UNet2D(ref_cfg.depth, ref_cfg.base_filters)
+    new_opt = train.make_optimizer(model, ref_cfg)
     new_opt.load_state_dict(opt)
-    train.make_scheduler(new_opt, REF).load_state_dict(last["scheduler"])
+    train.make_scheduler(new_opt, ref_cfg).load_state_dict(last["scheduler"])
 
     # provenance
     meta = json.loads(best["meta"])
     assert meta == reference.meta
-    assert meta["config"] == dataclasses.asdict(REF)
+    assert meta["config"] == json.loads(json.dumps(dataclasses.asdict(ref_cfg)))
     assert meta["data_manifest_sha256"] == MANIFEST
-    assert meta["seed"] == REF.seed
+    assert meta["seed"] == ref_cfg.seed
     assert meta["versions"]["torch"] in (torch.__version__, torch.__version__.split("+")[0])
     assert isinstance(meta["git_commit"], str) and meta["git_commit"]
     assert meta["key"] == key
@@ -499,8 +528,9 @@ def test_checkpoint_contents(reference: TrainResult) -> None:
 # ------------------------------------------------------------------ fine-tuning
 
 
-def test_fine_tuning_starts_from_base_state(reference: TrainResult, tmp_path: Path, data) -> None:
-    cfg = dataclasses.replace(REF, base_net="reference", max_epochs=1, lr=1e-9, seed=3)
+def test_fine_tuning_starts_from_base_state(reference: TrainResult, ref_cfg: TrainConfig, tmp_path: Path,
+                                            data) -> None:
+    cfg = dataclasses.replace(ref_cfg, base_net="reference", max_epochs=1, lr=1e-9, seed=3)
     tuned = run(cfg, tmp_path / "tuned", data, base_state=reference.state)
     scratch = run(cfg, tmp_path / "scratch", data)
     params = [k for k in reference.state if k.endswith((".weight", ".bias"))]
@@ -563,3 +593,95 @@ def test_finished_run_keeps_only_its_result_and_is_reused(tmp_path: Path, data) 
     assert {"key", "history", "best_state", "best_epoch", "best_val_loss", "meta"} <= set(best)
     again = run(dataclasses.replace(SMALL, max_epochs=2), tmp_path, data)
     assert again.reused and same_state(again.state, first.state) and again.history == first.history
+
+
+# ------------------------------------------------------------------ unreadable checkpoints
+
+_DAMAGE = {"truncated": lambda b: b[: len(b) // 2], "garbage": lambda b: os.urandom(len(b)),
+           "empty": lambda b: b""}
+
+
+@pytest.mark.parametrize("damage", sorted(_DAMAGE))
+def test_unreadable_checkpoint_error_names_the_file(tmp_path: Path, data, damage: str) -> None:
+    run(SMALL, tmp_path, data)
+    best = tmp_path / "best.pt"
+    best.write_bytes(_DAMAGE[damage](best.read_bytes()))
+    with pytest.raises(train.CheckpointError, match=rf"{best}: unreadable checkpoint"):
+        train.load_checkpoint(best)
+    with pytest.raises(FileNotFoundError):
+        train.load_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("damage", sorted(_DAMAGE))
+def test_unreadable_best_checkpoint_is_moved_aside_and_the_net_retrained(tmp_path: Path, data, damage: str) -> None:
+    first = run(SMALL, tmp_path, data)
+    best = tmp_path / "best.pt"
+    damaged = _DAMAGE[damage](best.read_bytes())
+    best.write_bytes(damaged)
+    with pytest.warns(train.CheckpointWarning, match=rf"{best}: unreadable.*best.pt.corrupt.*trained again"):
+        again = run(SMALL, tmp_path, data)
+    assert not again.reused  # retrained, to the same weights (its key is known)
+    assert same_state(again.state, first.state)
+    assert (tmp_path / "best.pt.corrupt").read_bytes() == damaged  # kept for inspection, not deleted
+    assert run(SMALL, tmp_path, data).reused
+
+
+def test_unreadable_best_checkpoint_with_reuse_only_is_not_a_result(tmp_path: Path, data) -> None:
+    run(SMALL, tmp_path, data)
+    (tmp_path / "best.pt").write_bytes(b"not a checkpoint")
+    with pytest.warns(train.CheckpointWarning):
+        assert run(SMALL, tmp_path, data, reuse_only=True) is None
+    assert not (tmp_path / "best.pt").exists() and (tmp_path / "best.pt.corrupt").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_unreadable_last_checkpoint_restarts_the_run_from_epoch_0(tmp_path: Path, data, damage: str) -> None:
+    uninterrupted = run(SMALL, tmp_path / "whole", data)
+    run(SMALL, tmp_path, data, stop_after_epochs=1)
+    last = tmp_path / "last.pt"
+    last.write_bytes(_DAMAGE[damage](last.read_bytes()))
+    assert train.resumable_epoch(tmp_path) == 0  # the Slurm job's status line reads it without failing
+    with pytest.warns(train.CheckpointWarning, match=r"last.pt: unreadable.*restarts from epoch 0"):
+        result = run(SMALL, tmp_path, data)
+    assert [row["epoch"] for row in result.history] == [1, 2]  # from epoch 0, not resumed
+    assert same_state(result.state, uninterrupted.state)
+    assert (tmp_path / "last.pt.corrupt").exists()
+
+
+# ------------------------------------------------------------------ the recipe comes from the profile
+
+
+def test_every_recipe_field_comes_from_the_profile() -> None:
+    paper = PROFILES["paper"]
+    per_run = {"tissue", "base_net", "seed", "depth_lr_decay", "train_fraction"}
+    recipe_fields = {f.name for f in dataclasses.fields(TrainConfig)} - per_run
+    profile_fields = {f.name: f for f in dataclasses.fields(paper)}
+    assert recipe_fields <= set(profile_fields)  # nothing in the recipe that the profile does not hold
+    cfg = TrainConfig.from_profile(paper, "meniscus")
+    for name in recipe_fields:
+        assert getattr(cfg, name) == getattr(paper, name), name
+    # changing a profile field changes the config (nothing is copied by hand and forgotten)
+    changed = {"depth": 4, "base_filters": 8, "slice_size": 64, "batch_size": 4, "max_epochs": 7, "patience": 3,
+               "min_delta": 1e-4, "lr": 1e-2, "lr_decay": 0.5, "lr_decay_every": 3, "lr_floor": 1e-6,
+               "adam_betas": (0.9, 0.999), "adam_eps": 1e-6, "steps_per_epoch": 2, "precision": "bf16",
+               "loss_reduction": "sample", "head_bias": -3.0}
+    assert set(changed) == recipe_fields
+    for name, value in changed.items():
+        assert getattr(TrainConfig.from_profile(paper.replace(**{name: value}), "meniscus"), name) == value
+
+
+def test_fine_tuned_nets_take_the_fine_tune_recipe() -> None:
+    p = PROFILES["paper"].replace(lr=2e-3, finetune_lr=5e-4, max_epochs=9)
+    assert TrainConfig.from_profile(p, "meniscus").lr == 2e-3
+    tuned = TrainConfig.from_profile(p, "meniscus", base_net="F(s)")
+    assert tuned.lr == 5e-4 and tuned.max_epochs == 9 and tuned.base_net == "F(s)"
+    assert TrainConfig.from_profile(p.replace(finetune_max_epochs=3), "meniscus", base_net="F(s)").max_epochs == 3
+    with pytest.raises(ValueError, match=r"unknown training parameter\(s\) \['learning_rate'\]"):
+        TrainConfig.from_profile(p, "meniscus", learning_rate=1.0)
+
+
+def test_run_key_hashes_the_training_path_found_from_its_imports() -> None:
+    from kneelib.core.fingerprint import source_fingerprint
+
+    assert train.code_fingerprint() == source_fingerprint(train.TRAINING_ENTRY)
+    assert not hasattr(train, "_CODE_FILES")

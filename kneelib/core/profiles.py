@@ -47,6 +47,8 @@ class Profile:
     lr_decay: float = 0.9          # step decay: lr * lr_decay ** floor((1 + epoch) / lr_decay_every)
     lr_decay_every: int = 2
     lr_floor: float = 1e-8
+    adam_betas: tuple[float, float] = (0.99, 0.995)  # Adam's moment decay rates (the reference's beta1, beta2)
+    adam_eps: float = 1e-8         # Adam's epsilon
     steps_per_epoch: int | None = None  # None: one pass over all training slices
     seeds: tuple[int, ...] = (0,)  # training seeds; the first is the headline run
     loss_reduction: str = "batch"  # soft Dice over the batch; "sample": per slice, the reference form (README)
@@ -189,6 +191,8 @@ def _validate(p: Profile) -> None:
          f"finetune_max_epochs={p.finetune_max_epochs} must be >= 1 or None"),
         (p.batch_size >= 1 and p.max_epochs >= 1, f"batch_size={p.batch_size}, max_epochs={p.max_epochs} must be >= 1"),
         (p.lr > 0 and p.finetune_lr > 0, f"lr={p.lr}, finetune_lr={p.finetune_lr} must be > 0"),
+        (len(p.adam_betas) == 2 and all(0 <= b < 1 for b in p.adam_betas) and p.adam_eps > 0,
+         f"adam_betas={p.adam_betas} must be two numbers in [0, 1) and adam_eps={p.adam_eps} > 0"),
         (len(p.seeds) >= 1, "seeds must list at least one seed"),
         (p.parallel_nets >= 1, f"parallel_nets={p.parallel_nets} must be >= 1"),
         (p.executor in EXECUTORS, f"executor={p.executor!r}: use one of {', '.join(EXECUTORS)}"),

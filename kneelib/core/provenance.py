@@ -1,10 +1,16 @@
-"""What every result file records: config, data-manifest hash, seed, library versions, commit."""
+"""What every result file records: config, data-manifest hash, seed, library versions, commit, and what
+decides a run's rounding (the CPU's instruction set, the thread count; the precision is in the config).
+
+Weights are bitwise reproducible only for the same seed, profile, precision, thread count and CPU kind
+(README, "Reproducibility"): the last three are recorded so that two runs can be told apart.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import platform
 import subprocess
+import sys
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -41,6 +47,34 @@ def git_commit() -> str:
         return "unknown"
 
 
+# Instruction-set extensions that change which kernels (and so which rounding) the CPU's math libraries use,
+# most capable first: AMX tiles, AVX-512 with native bf16 dot products, AVX-512, AVX2.
+_ISA_FLAGS = (("amx", "amx_bf16"), ("avx512_bf16", "avx512_bf16"), ("avx512", "avx512f"), ("avx2", "avx2"))
+
+
+@lru_cache(maxsize=1)
+def cpu_kind() -> dict[str, Any]:
+    """The CPU's model name and its most capable instruction set among amx / avx512_bf16 / avx512 / avx2
+    (``"other"`` when none, ``"unknown"`` off Linux), read from ``/proc/cpuinfo``."""
+    try:
+        text = open("/proc/cpuinfo", encoding="utf-8", errors="replace").read()
+    except OSError:
+        return {"model": platform.processor() or "unknown", "isa": "unknown", "flags": []}
+    fields = dict(line.split(":", 1) for line in text.splitlines()[:40] if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    isa = next((name for name, flag in _ISA_FLAGS if flag in flags), "other")
+    return {"model": fields.get("model name", "unknown"), "isa": isa,
+            "flags": sorted(flag for _, flag in _ISA_FLAGS if flag in flags)}
+
+
+def numerics() -> dict[str, Any]:
+    """What sets the rounding of this process's training: the CPU kind and torch's intra-op thread count."""
+    torch = sys.modules.get("torch")  # not imported here: provenance is written by processes that never train
+    threads = torch.get_num_threads() if torch is not None else None
+    return {"cpu": cpu_kind(), "torch_threads": threads}
+
+
 def to_jsonable(config: Any) -> Any:
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         return {k: to_jsonable(v) for k, v in dataclasses.asdict(config).items()}
@@ -59,5 +93,6 @@ def provenance(config: Any, manifest_hash: str, seed: int | None) -> dict[str, A
         "seed": seed,
         "versions": library_versions(),
         "git_commit": git_commit(),
+        "numerics": numerics(),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -7,7 +7,6 @@ from ``F(s)``. Each net of each seed lives in ``outputs/<profile>/models/seed<k>
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,17 +49,10 @@ class NetSpec:
 
 
 def train_config(profile: Profile, spec: NetSpec, **overrides) -> TrainConfig:
-    """The profile's recipe for one net (fine-tuned nets use ``finetune_lr``)."""
-    p = profile
-    cfg = TrainConfig(
-        tissue=spec.tissue, base_net=None if spec.base is None else spec.base.name, depth=p.depth,
-        base_filters=p.base_filters, slice_size=p.slice_size, batch_size=p.batch_size,
-        max_epochs=p.max_epochs if spec.base is None or p.finetune_max_epochs is None else p.finetune_max_epochs,
-        patience=p.patience, min_delta=p.min_delta, lr=p.lr if spec.base is None else p.finetune_lr,
-        lr_decay=p.lr_decay, lr_decay_every=p.lr_decay_every, lr_floor=p.lr_floor,
-        steps_per_epoch=p.steps_per_epoch, seed=spec.run_seed, precision=p.precision,
-        loss_reduction=p.loss_reduction, head_bias=p.head_bias)
-    return dataclasses.replace(cfg, **overrides)
+    """The profile's recipe for one net (:meth:`TrainConfig.from_profile`: fine-tuned nets use ``finetune_lr``
+    and ``finetune_max_epochs``); ``overrides`` replace any field."""
+    base_net = None if spec.base is None else spec.base.name
+    return TrainConfig.from_profile(profile, spec.tissue, base_net=base_net, seed=spec.run_seed, **overrides)
 
 
 def train_net(profile: Profile, ctx: DataContext, spec: NetSpec, force: bool = False, progress: bool = True,

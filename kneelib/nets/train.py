@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import math
+import os
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,40 +37,74 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from kneelib.core.atomic import save_torch
-from kneelib.core.paths import REPO_ROOT
+from kneelib.core.fingerprint import source_fingerprint
+from kneelib.core.profiles import Profile
 from kneelib.core.progress import report_epoch
 from kneelib.core.provenance import provenance
 from kneelib.nets.losses import dice_sums, soft_dice_loss
 from kneelib.nets.unet import UNet2D, init_head_bias
 
-# Source files whose change invalidates trained networks.
-_CODE_FILES = ("kneelib/nets/unet.py", "kneelib/nets/train.py", "kneelib/nets/losses.py", "kneelib/data/iwoai.py",
-               "kneelib/data/slices.py")
+# The module whose import closure is the training path: every kneelib source file it imports, directly or
+# not, is part of the run key (kneelib.core.fingerprint), so editing any of them retrains the nets.
+TRAINING_ENTRY = "kneelib.nets.run"
+
+# Fields of a net's recipe that are not the Profile's: the rest are copied from the Profile field of the
+# same name (TrainConfig.from_profile), so the recipe is written once, in kneelib.core.profiles.
+_PER_RUN = ("tissue", "base_net", "seed", "depth_lr_decay", "train_fraction")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    tissue: str                    # one of kneelib.names.TISSUES
-    base_net: str | None = None    # name of the net fine-tuned from (None: from scratch, He init)
-    depth: int = 6                 # U-Net levels (docs/reference.md, "The reference U-Net")
-    base_filters: int = 32
-    slice_size: int = 384          # in-plane size of the training slices (pixels)
-    batch_size: int = 24
-    max_epochs: int = 100
-    patience: int = 8              # early stopping on validation soft-Dice loss
-    min_delta: float = 1e-5
-    lr: float = 1e-3
-    lr_decay: float = 0.9          # lr = lr0 * lr_decay ** floor((1 + epoch) / lr_decay_every)
-    lr_decay_every: int = 2
-    lr_floor: float = 1e-8
-    depth_lr_decay: float = 1.0    # level i trains at lr * depth_lr_decay ** (i - 1); 1.0: uniform
-    steps_per_epoch: int | None = None  # None: every training slice once per epoch
-    train_fraction: float = 1.0    # fraction of training subjects used (set by the caller's data)
-    seed: int = 0                  # He init (scratch) and shuffling
-    precision: str = "auto"        # auto | bf16 | fp16 | fp32
-    loss_reduction: str = "batch"  # soft Dice over the batch; "sample" is per slice (see losses.py)
-    head_bias: float = 0.0         # initial output prior (logit): scratch nets' head bias; fine-tuned nets'
-    #                                mean predicted probability (calibrate_head_bias); 0: off, the reference
+    """The recipe of one training run. Built from a profile by :meth:`from_profile`; every field without
+    a default is the :class:`~kneelib.core.profiles.Profile` field of the same name (units and meaning
+    are documented there), except:
+
+    - ``tissue``: the tissue the net segments (a name of the tissue vocabulary, ``kneelib.names``).
+    - ``base_net``: the name of the net it is fine-tuned from (None: from scratch, He init).
+    - ``seed``: the seed of the He init and of the shuffling (``kneelib.nets.run.NetSpec.run_seed``).
+    - ``lr`` and ``max_epochs``: the profile's ``finetune_lr`` and ``finetune_max_epochs`` (when set)
+      for a fine-tuned net.
+    - ``depth_lr_decay``: level i trains at ``lr * depth_lr_decay ** (i - 1)``; 1.0: uniform (07_policy).
+    - ``train_fraction``: the fraction of training subjects the caller's data holds (07_policy).
+    """
+
+    tissue: str
+    base_net: str | None
+    seed: int
+    depth: int
+    base_filters: int
+    slice_size: int
+    batch_size: int
+    max_epochs: int
+    patience: int
+    min_delta: float
+    lr: float
+    lr_decay: float
+    lr_decay_every: int
+    lr_floor: float
+    adam_betas: tuple[float, float]
+    adam_eps: float
+    steps_per_epoch: int | None
+    precision: str
+    loss_reduction: str
+    head_bias: float
+    depth_lr_decay: float = 1.0
+    train_fraction: float = 1.0
+
+    @classmethod
+    def from_profile(cls, profile: Profile, tissue: str, base_net: str | None = None, seed: int = 0,
+                     **overrides: Any) -> TrainConfig:
+        """The profile's recipe for one net; ``overrides`` replace any field (ValueError for unknown ones)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(f"unknown training parameter(s) {unknown}; valid: {sorted(names)}")
+        recipe = {name: getattr(profile, name) for name in names - set(_PER_RUN)}
+        if base_net is not None:
+            recipe["lr"] = profile.finetune_lr
+            if profile.finetune_max_epochs is not None:
+                recipe["max_epochs"] = profile.finetune_max_epochs
+        return cls(tissue=tissue, base_net=base_net, seed=seed, **(recipe | overrides))
 
 
 @dataclass
@@ -122,7 +159,7 @@ def level_index(param_name: str) -> int:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
-    """Adam(beta1 0.99, beta2 0.995, eps 1e-8); one parameter group per depth level.
+    """Adam with the recipe's ``adam_betas`` and ``adam_eps``; one parameter group per depth level.
 
     The fused implementation (one kernel over all tensors of a group) is 6-20% faster per training
     step than the default per-tensor loop on the 2-core demo machine (benchmarks/train_step.py).
@@ -133,7 +170,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
     groups = [{"params": ps, "lr": cfg.lr * cfg.depth_lr_decay ** (i - 1), "level": i}
               for i, ps in sorted(by_level.items())]
     fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in model.parameters())
-    return torch.optim.Adam(groups, lr=cfg.lr, betas=(0.99, 0.995), eps=1e-8, fused=fused)
+    return torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps, fused=fused)
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
@@ -245,12 +282,10 @@ def validation_loss(model: torch.nn.Module, ds: Dataset, batch_size: int, device
 
 # ---------------------------------------------------------------- keys and checkpoints
 
+@functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    h = hashlib.sha256()
-    for rel in _CODE_FILES:
-        path = REPO_ROOT / rel
-        h.update(rel.encode() + (path.read_bytes() if path.exists() else b""))
-    return h.hexdigest()[:16]
+    """A hash of every kneelib source file the training path imports (:data:`TRAINING_ENTRY`)."""
+    return source_fingerprint(TRAINING_ENTRY)
 
 
 def state_hash(state: dict[str, torch.Tensor] | None) -> str | None:
@@ -268,8 +303,55 @@ def run_key(cfg: TrainConfig, manifest_hash: str, base_state: dict | None) -> st
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
+class CheckpointError(RuntimeError):
+    """A checkpoint file exists but cannot be read (truncated, overwritten, not a kneelib checkpoint)."""
+
+
+class CheckpointWarning(UserWarning):
+    """An unreadable checkpoint was moved aside; its net is retrained (``best.pt``) or its run restarted."""
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint at ``path`` (weights only, on the CPU).
+
+    Raises FileNotFoundError when it is missing and :class:`CheckpointError`, naming the file, when it
+    cannot be read: torch's own error for a truncated file (``OSError: [Errno 22] Invalid argument``,
+    ``PytorchStreamReader failed ...``) names none.
+    """
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except Exception as e:  # torch raises OSError, RuntimeError, EOFError or UnpicklingError here
+        first_line = (str(e).strip().splitlines() or [""])[0][:200]  # torch's weights_only advice is not for us
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}: {first_line})") from e
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path}: not a kneelib checkpoint (holds a {type(payload).__name__})")
+    return payload
+
+
+def read_or_set_aside(path: Path, consequence: str) -> dict[str, Any] | None:
+    """The checkpoint at ``path``; None when it is missing, or when it is unreadable: then it is renamed to
+    ``<name>.corrupt`` (kept for inspection, replacing an older one) with a :class:`CheckpointWarning`
+    that names it and says ``consequence``."""
+    if not path.exists():
+        return None
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as e:
+        aside = path.with_name(path.name + ".corrupt")
+        os.replace(path, aside)
+        warnings.warn(f"{e}. Moved it to {aside.name}; {consequence}.", CheckpointWarning, stacklevel=2)
+        return None
+
+
+def resumable_epoch(run_dir: str | Path) -> int:
+    """Epochs done by the unfinished run in ``run_dir`` (0 without a readable ``last.pt``); reads only."""
+    try:
+        return int(load_checkpoint(Path(run_dir) / "last.pt").get("epoch", 0))
+    except (FileNotFoundError, CheckpointError):
+        return 0
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -383,13 +465,13 @@ def fit(cfg: TrainConfig, train_ds: Dataset, val_ds: Dataset, run_dir: str | Pat
     device = device or default_device()
     key = run_key(cfg, manifest_hash, base_state)
     best_path, last_path = run_dir / "best.pt", run_dir / "last.pt"
-    if not force and best_path.exists():
-        best = load_checkpoint(best_path)
-        if best.get("key") == key and best.get("finished"):
+    if not force:
+        best = read_or_set_aside(best_path, f"{run_dir.name} is trained again")
+        if best is not None and best.get("key") == key and best.get("finished"):
             return _result(best, run_dir, reused=True)
     if reuse_only:
         return None
-    state = load_checkpoint(last_path) if (not force and last_path.exists()) else None
+    state = None if force else read_or_set_aside(last_path, f"{run_dir.name} restarts from epoch 0")
     if state is not None and state.get("key") != key:
         state = None  # inputs changed: start over
 

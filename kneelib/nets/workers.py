@@ -37,7 +37,7 @@ from kneelib.core.profiles import Profile
 from kneelib.data.context import DataContext, prepare_slice_caches
 from kneelib.nets import slurm
 from kneelib.nets.run import NetSpec, train_net
-from kneelib.nets.train import TrainResult, load_checkpoint
+from kneelib.nets.train import TrainResult, resumable_epoch
 
 
 @dataclass(frozen=True)
@@ -160,8 +160,7 @@ def _slurm_job(profile: Profile, ctx: DataContext, job: TrainJob, outputs: str) 
     """The call inside a Slurm job: this run's outputs folder, the profile's thread count, then the net."""
     os.environ[paths.OUTPUTS_ENV] = outputs
     torch.set_num_threads(profile.slurm_cpus_per_net)
-    last = _run_dir(job, profile) / "last.pt"
-    epoch = load_checkpoint(last).get("epoch", 0) if last.exists() else 0
+    epoch = resumable_epoch(_run_dir(job, profile))
     print(f"{job.spec.name} [{_run_dir(job, profile)}]: {torch.get_num_threads()} threads, "
           + (f"last.pt holds epoch {epoch}: resuming from it" if epoch else "starting"), flush=True)
     return _worker(profile, ctx, job, force=False, progress=True)  # epoch lines go to the job's log
