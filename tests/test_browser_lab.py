@@ -7,7 +7,7 @@
 - The combined HTML report and every HTML figure of a tiny run load without JavaScript errors.
 
 Screenshots are saved under the test's temporary folder. Without Chromium (or playwright) these
-tests fail with a message saying how to install them.
+tests skip with a message saying how to install them (and fail under ``KNEELIB_REQUIRE_ALL=1``, as in CI).
 """
 
 from __future__ import annotations

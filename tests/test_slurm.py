@@ -2,7 +2,8 @@
 
 The nets come out bitwise as with ``executor="local"`` at the same thread count; a job cancelled
 mid-training (as a preemption would end it) is resubmitted and resumes; bad Slurm parameters are
-refused before anything trains. Where the cluster cannot be started these tests fail with the reason.
+refused before anything trains. Where the cluster cannot be started (no root to install Debian's slurm
+and munge, no apt-get) these tests skip with the reason; under ``KNEELIB_REQUIRE_ALL=1`` (CI) they fail.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from machine import unavailable
 
 from kneelib.core import paths
 from kneelib.core.profiles import get_profile
@@ -38,10 +40,10 @@ def slurm_cluster():
     try:
         started = subprocess.run([str(SCRIPTS / "start.sh")], capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired:
-        pytest.fail("tests/slurm/start.sh did not finish within 15 minutes")
+        unavailable("tests/slurm/start.sh did not finish within 15 minutes")
     if started.returncode != 0:
-        pytest.fail(f"the local Slurm cluster could not be started (tests/slurm/start.sh, exit "
-                    f"{started.returncode}): {(started.stderr or started.stdout).strip()}")
+        reason = (started.stderr or started.stdout).strip().splitlines() or ["no output"]
+        unavailable(f"no local Slurm cluster (tests/slurm/start.sh, exit {started.returncode}): {reason[-1]}")
     conf = re.search(r"SLURM_CONF=(\S+)", started.stdout)
     assert conf, started.stdout
     with pytest.MonkeyPatch.context() as mp:
