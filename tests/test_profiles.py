@@ -12,6 +12,7 @@ def test_paper_profile_is_the_reference_recipe():
     assert (p.depth, p.base_filters, p.slice_size, p.volume_shape) == (6, 32, 384, (384, 384, 160))
     assert (p.lr, p.max_epochs, p.patience, p.min_delta, p.lr_decay, p.lr_decay_every) == (1e-3, 100, 8, 1e-5, 0.9, 2)
     assert p.subjects == {"train": 60, "valid": 14, "test": 14}
+    assert (p.adam_betas, p.adam_eps, p.finetune_lr) == ((0.99, 0.995), 1e-8, 1e-3)
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))
@@ -40,6 +41,9 @@ def test_overrides_and_their_errors():
     ({"finetune_max_epochs": 2.5}, "finetune_max_epochs=2.5 should be int"),
     ({"parallel_nets": True}, "parallel_nets=True should be int"),
     ({"seeds": [0, "one"]}, "seeds='one' should be int"),
+    ({"adam_betas": [0.9, 1.0]}, "adam_betas=(0.9, 1.0) must be two numbers in [0, 1)"),
+    ({"adam_betas": [0.9]}, "adam_betas=(0.9,) must be two numbers"),
+    ({"adam_eps": 0}, "adam_eps=0.0 > 0"),
 ])
 def test_bad_override_raises_naming_the_parameter(overrides, message):
     with pytest.raises(ValueError, match=re.escape(message)):
