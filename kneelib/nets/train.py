@@ -13,7 +13,12 @@ folder, both atomically:
 A run killed at any moment resumes from ``last.pt`` and ends with the same best weights as an
 uninterrupted run, because each epoch's shuffle is drawn from (seed, epoch) alone. A finished
 run is reused when its key (config, data-manifest hash, code fingerprint, base weights) is
-unchanged.
+unchanged; the code fingerprint covers every source file the training path imports
+(:data:`TRAINING_ENTRY`, ``kneelib.core.fingerprint``).
+
+A checkpoint that cannot be read (a truncated copy, a full disk) is handled like a missing one: it
+is renamed to ``best.pt.corrupt`` / ``last.pt.corrupt`` with a :class:`CheckpointWarning` naming it,
+and the net is trained again (its key is known) or its run restarted from epoch 0.
 """
 
 from __future__ import annotations
