@@ -60,8 +60,13 @@ def cpu_kind() -> dict[str, Any]:
         text = open("/proc/cpuinfo", encoding="utf-8", errors="replace").read()
     except OSError:
         return {"model": platform.processor() or "unknown", "isa": "unknown", "flags": []}
-    fields = dict(line.split(":", 1) for line in text.splitlines()[:40] if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    return cpu_kind_of(text)
+
+
+def cpu_kind_of(cpuinfo: str) -> dict[str, Any]:
+    """:func:`cpu_kind` from the text of ``/proc/cpuinfo`` (its first processor's entry)."""
+    first = cpuinfo.split("\n\n", 1)[0]
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
     flags = set(fields.get("flags", "").split())
     isa = next((name for name, flag in _ISA_FLAGS if flag in flags), "other")
     return {"model": fields.get("model name", "unknown"), "isa": isa,
