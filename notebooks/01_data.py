@@ -39,13 +39,13 @@ P, ctx, FIGURES, RESULTS = notebook_setup(profile, data_root, overrides)
 # always stay in the same split.
 
 # %%
-from kneelib.core import results
+from kneelib.core import registry, results
 from kneelib.core.provenance import provenance
 from kneelib.report import plots
 
 meta = provenance(P, ctx.manifest_hash, seed=P.data_seed)
 splits = plots.split_table(ctx)
-results.save_table(splits, RESULTS, "data_split", meta)
+results.save_table(splits, RESULTS, registry.table("data_split"), meta)
 splits
 
 # %% [markdown]
@@ -57,7 +57,7 @@ splits
 from kneelib.report.export import save_figure
 
 fig = plots.figure_example_slices(ctx)
-save_figure(fig, FIGURES, "data_example_slices")
+save_figure(fig, FIGURES, registry.figure("data_example_slices"))
 fig.show()
 
 # %% [markdown]
@@ -67,9 +67,9 @@ fig.show()
 
 # %%
 volumes = plots.tissue_volume_table(ctx)
-results.save_table(volumes, RESULTS, "data_tissue_volumes", meta)
+results.save_table(volumes, RESULTS, registry.table("data_tissue_volumes"), meta)
 fig = plots.figure_tissue_volumes(volumes)
-save_figure(fig, FIGURES, "data_tissue_volumes")
+save_figure(fig, FIGURES, registry.figure("data_tissue_volumes"))
 fig.show()
 volumes.groupby(["split", "tissue"]).volume_ml.agg(["mean", "std", "count"]).round(2)
 
@@ -84,7 +84,7 @@ volumes.groupby(["split", "tissue"]).volume_ml.agg(["mean", "std", "count"]).rou
 from kneelib.data.context import threshold_baseline
 
 threshold = threshold_baseline(ctx, n_scans=2)
-results.save_table(threshold, RESULTS, "data_threshold_baseline", meta)
+results.save_table(threshold, RESULTS, registry.table("data_threshold_baseline"), meta)
 threshold.pivot(index="scan_id", columns="tissue", values="best_window_dice").round(3)
 
 # %% [markdown]

@@ -50,16 +50,16 @@ evaluate.training_summary(trained)
 # ## Learning curves
 
 # %%
-from kneelib.core import results
+from kneelib.core import registry, results
 from kneelib.core.provenance import provenance
 from kneelib.report import plots
 from kneelib.report.export import save_figure
 
 meta = provenance(P, ctx.manifest_hash, seed=list(P.seeds))
 history = evaluate.history_frame(trained)
-results.save_table(history, RESULTS, "history_scratch", meta)
+results.save_table(history, RESULTS, registry.table("history_scratch"), meta)
 fig = plots.figure_learning_curves(history[history.seed == P.seeds[0]])
-save_figure(fig, FIGURES, "learning_curves_scratch")
+save_figure(fig, FIGURES, registry.figure("learning_curves_scratch"))
 fig.show()
 
 # %% [markdown]
@@ -70,7 +70,7 @@ fig.show()
 
 # %%
 per_scan = evaluate.evaluate_nets(P, ctx, {spec: r.state for spec, r in trained.items()})
-results.save_table(per_scan, RESULTS, "test_metrics_scratch", meta)
+results.save_table(per_scan, RESULTS, registry.table("test_metrics_scratch"), meta)
 evaluate.summarize_metrics(per_scan).round(3)
 
 # %% [markdown]

@@ -47,28 +47,30 @@ evaluate.training_summary(trained)
 # ## Learning curves of all nine networks
 
 # %%
-from kneelib.core import results
+from kneelib.core import registry, results
 from kneelib.core.provenance import provenance
 from kneelib.report import plots
 from kneelib.report.export import save_figure
 
 meta = provenance(P, ctx.manifest_hash, seed=list(P.seeds))
 history = evaluate.history_frame(trained)
-results.save_table(history, RESULTS, "history_all", meta)
+results.save_table(history, RESULTS, registry.table("history_all"), meta)
 fig = plots.figure_learning_curves(history[history.seed == P.seeds[0]])
-save_figure(fig, FIGURES, "learning_curves_all")
+save_figure(fig, FIGURES, registry.figure("learning_curves_all"))
 fig.show()
 
 # %% [markdown]
 # ## Fig. 2: scratch vs fine-tuned on the test split
 
 # %%
-per_scan = evaluate.evaluate_nets(P, ctx, {spec: r.state for spec, r in trained.items()})
-results.save_table(per_scan, RESULTS, "test_metrics", meta)
+from kneelib.study import analyses
+
+per_scan = analyses.evaluation(P, ctx, analyses.states_of(trained))
+results.save_table(per_scan, RESULTS, registry.table("per_scan"), meta)
 summary = evaluate.summarize_metrics(per_scan)
-results.save_table(summary, RESULTS, "fig2_performance_table", meta)
+results.save_table(summary, RESULTS, registry.table("fig2_performance_table"), meta)
 fig = plots.figure_performance(per_scan)
-save_figure(fig, FIGURES, "fig2_performance")
+save_figure(fig, FIGURES, registry.figure("fig2_performance"))
 fig.show()
 summary.round(3)
 

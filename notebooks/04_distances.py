@@ -43,11 +43,11 @@ P, ctx, FIGURES, RESULTS = notebook_setup(profile, data_root, overrides)
 # %%
 from kneelib import names
 from kneelib.compare import distance_tables
-from kneelib.core import results
+from kneelib.core import registry, results
 from kneelib.core.provenance import provenance
-from kneelib.report import distance_plots
+from kneelib.report import claims_report, distance_plots
 from kneelib.report.export import save_figure
-from kneelib.study import claims, nine_nets
+from kneelib.study import analyses, nine_nets
 
 states = nine_nets.states_by_seed(P, ctx, force=force)
 meta = provenance(P, ctx.manifest_hash, seed=list(P.seeds))
@@ -60,12 +60,11 @@ print("nets:", list(first))
 # Every table carries a `seed` column; figures show the mean over seeds.
 
 # %%
-tables = distance_tables.distance_tables(states)
-for name in ("scratch_pairs", "finetune", "tissue"):
-    results.save_table(tables[name], RESULTS, claims.RESULT_FILES[name], meta)
-results.save_json(tables["headline"], RESULTS, "distances_headline", meta)
-null = distance_tables.null_table(P, first["F(s)"])
-results.save_table(null, RESULTS, "distances_null", meta)
+tables = analyses.distances(P, states)
+for name in ("scratch_pairs", "finetune", "tissue", "distances_null"):
+    results.save_table(tables[name], RESULTS, registry.table(name), meta)
+results.save_json(tables["headline"], RESULTS, registry.table("headline"), meta)
+null = tables["distances_null"]
 null.round(5)
 
 # %% [markdown]
@@ -79,7 +78,7 @@ null.round(5)
 fig = distance_plots.figure_group_distances(tables["scratch_pairs"], P.depth, "Fig. 3a: scratch vs scratch",
                                             dict(zip(null.group, null.expected)),
                                             empirical_null=dict(zip(null.group, null.empirical)))
-save_figure(fig, FIGURES, "fig3a_scratch_vs_scratch")
+save_figure(fig, FIGURES, registry.figure("fig3a_scratch_vs_scratch"))
 fig.show()
 tables["scratch_pairs"].pivot_table(index="group", columns="pair", values="distance", sort=False)
 
@@ -90,7 +89,7 @@ tables["scratch_pairs"].pivot_table(index="group", columns="pair", values="dista
 
 # %%
 fig = distance_plots.figure_group_distances(tables["finetune"], P.depth, "Fig. 3b: scratch vs its fine-tuned nets")
-save_figure(fig, FIGURES, "fig3b_scratch_vs_finetuned")
+save_figure(fig, FIGURES, registry.figure("fig3b_scratch_vs_finetuned"))
 fig.show()
 tables["finetune"].pivot_table(index="group", columns="pair", values="distance", sort=False)
 
@@ -102,7 +101,7 @@ tables["finetune"].pivot_table(index="group", columns="pair", values="distance",
 
 # %%
 fig = distance_plots.figure_tissue_matrix(tables["tissue"])
-save_figure(fig, FIGURES, "fig4_tissue_distances")
+save_figure(fig, FIGURES, registry.figure("fig4_tissue_distances"))
 fig.show()
 tables["tissue"]
 
@@ -125,7 +124,7 @@ tables["tissue"].assign(paper=tables["tissue"].pair.map(tissue_paper))[["seed", 
 
 # %%
 spread = distance_tables.distance_spread(tables)
-results.save_table(spread, RESULTS, "distances_seed_spread", meta)
+results.save_table(spread, RESULTS, registry.table("distances_seed_spread"), meta)
 spread[spread.group == "network"].round(4)
 
 # %% [markdown]
@@ -134,7 +133,7 @@ spread[spread.group == "network"].round(4)
 # C7 (activations) is added by 05.
 
 # %%
-table = claims.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta)
+table = claims_report.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta)
 table[["id", "paper", "this_run", "holds"]]
 
 # %% [markdown]

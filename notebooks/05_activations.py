@@ -37,21 +37,17 @@ P, ctx, FIGURES, RESULTS = notebook_setup(profile, data_root, overrides)
 # ## Maps
 
 # %%
-from kneelib.compare import activations
-from kneelib.core import results
+from kneelib.core import registry, results
 from kneelib.core.provenance import provenance
-from kneelib.data.context import activation_inputs
-from kneelib.nets.unet import model_from_state
 from kneelib.report import activation_plots
 from kneelib.report.export import save_figure
-from kneelib.study import claims, nine_nets
+from kneelib.study import analyses, claims, nine_nets
 
 seed = P.seeds[0]
 states = nine_nets.states_by_seed(P, ctx, force=force)
 meta = provenance(P, ctx.manifest_hash, seed=list(P.seeds))
-images, truth, labels = activation_inputs(P, ctx, P.activation_slices)
-maps = {seed_: {name: activations.activation_maps(model_from_state(state), images)
-                for name, state in nets.items()} for seed_, nets in states.items()}
+acts = analyses.activations(P, ctx, states)  # maps of every net and seed, and their overlaps
+images, truth, labels, maps = acts.images, acts.truth, acts.labels, acts.maps
 print(len(labels), "slices:", labels)
 
 # %% [markdown]
@@ -61,20 +57,16 @@ print(len(labels), "slices:", labels)
 depths = list(dict.fromkeys(["enc_layer1", f"enc_layer{(P.depth + 1) // 2}", f"enc_layer{P.depth}",
                               f"dec_layer{max(1, P.depth // 2)}", "dec_layer1"]))
 fig = activation_plots.figure_activation_grid(maps[seed], images, truth, depths, slice_index=len(labels) // 2)
-save_figure(fig, FIGURES, "fig5_activation_maps")
+save_figure(fig, FIGURES, registry.figure("fig5_activation_maps"))
 fig.show()
 
 # %% [markdown]
 # ## Overlap of activation regions between networks (C7)
 
 # %%
-import pandas as pd
-
-overlap = pd.concat([activations.overlap_table(m, "correlation").assign(seed=s) for s, m in maps.items()])
-topk = pd.concat([activations.overlap_table(m, "topk_iou").assign(seed=s) for s, m in maps.items()])
-results.save_table(overlap, RESULTS, claims.RESULT_FILES["overlap"], meta)
-results.save_table(topk, RESULTS, "activation_overlap_topk_iou", meta)
-claims.with_tissue_pair(overlap).pivot_table(index="group", columns="tissues", values="value", sort=False).round(3)
+results.save_table(acts.overlap, RESULTS, registry.table("overlap"), meta)
+results.save_table(acts.overlap_topk_iou, RESULTS, registry.table("overlap_topk_iou"), meta)
+claims.with_tissue_pair(acts.overlap).pivot_table(index="group", columns="tissues", values="value", sort=False).round(3)
 
 # %% [markdown]
 # ## Claims report
@@ -84,8 +76,10 @@ claims.with_tissue_pair(overlap).pivot_table(index="group", columns="tissues", v
 # %%
 from IPython.display import Markdown
 
-table = claims.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta)
-Markdown(claims.claims_md_path(P.name).read_text())
+from kneelib.report import claims_report
+
+table = claims_report.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta)
+Markdown(claims_report.claims_md_path(P.name).read_text())
 
 # %% [markdown]
 # ## Browse the maps

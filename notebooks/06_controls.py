@@ -41,17 +41,17 @@ from kneelib.report.notebook import notebook_setup
 P, ctx, FIGURES, RESULTS = notebook_setup(profile, data_root, overrides)
 
 # %%
-from kneelib.compare import distance_tables
-from kneelib.core import results
+from kneelib.core import registry, results
 from kneelib.core.provenance import provenance
 from kneelib.report import distance_plots
 from kneelib.report.export import save_figure
-from kneelib.study import claims, controls, nine_nets
+from kneelib.study import analyses, controls, nine_nets
 
 states = nine_nets.states_by_seed(P, ctx, force=force)
 meta = provenance(P, ctx.manifest_hash, seed=list(P.seeds))
-tables = distance_tables.distance_tables(states)
-null = distance_tables.null_table(P, states[P.seeds[0]]["F(s)"])
+dist = analyses.distances(P, states)  # 04's scratch-pair distances and untrained null
+null = dist["distances_null"]
+control = analyses.controls(P, ctx, states, dist)  # every table of this notebook, drawn section by section below
 
 # %% [markdown]
 # ## 1. Distances relative to the untrained null
@@ -59,12 +59,12 @@ null = distance_tables.null_table(P, states[P.seeds[0]]["F(s)"])
 # Ratio < 1: training brought the two nets closer than two random initializations are in that group.
 
 # %%
-null_ratio = controls.null_ratio_table(tables["scratch_pairs"], null)
-results.save_table(null_ratio, RESULTS, claims.RESULT_FILES["null_ratio"], meta)
+null_ratio = control.null_ratio
+results.save_table(null_ratio, RESULTS, registry.table("null_ratio"), meta)
 fig = distance_plots.figure_group_distances(null_ratio.assign(distance=null_ratio.ratio), P.depth,
                                             "Scratch vs scratch, relative to the untrained He null (distance / null)")
 fig.update_yaxes(title_text="distance / untrained null")
-save_figure(fig, FIGURES, "controls_null_ratio")
+save_figure(fig, FIGURES, registry.figure("controls_null_ratio"))
 fig.show()
 null_ratio.pivot_table(index="group", columns="seed", values="ratio", sort=False).round(3)
 
@@ -72,21 +72,21 @@ null_ratio.pivot_table(index="group", columns="seed", values="ratio", sort=False
 # Scale-free variants: relative distance ||w_a - w_b|| / ||w_a|| and cosine distance, per kernel.
 
 # %%
-scale_free = controls.scale_free_tables(states)
-results.save_table(scale_free, RESULTS, "controls_scale_free", meta)
+scale_free = control.scale_free
+results.save_table(scale_free, RESULTS, registry.table("scale_free"), meta)
 scale_free.pivot_table(index="group", columns=["comparison", "scale"], values="distance", sort=False).round(3)
 
 # %% [markdown]
 # ## 2. After aligning hidden units
 
 # %%
-aligned = controls.aligned_scratch_pairs(states)
-results.save_table(aligned, RESULTS, claims.RESULT_FILES["aligned"], meta)
+aligned = control.aligned
+results.save_table(aligned, RESULTS, registry.table("aligned"), meta)
 long = aligned.melt(id_vars=["seed", "pair", "group"], value_vars=["raw", "aligned"], var_name="kind",
                     value_name="distance").assign(pair=lambda d: d.pair + " (" + d.kind + ")")
 fig = distance_plots.figure_group_distances(long, P.depth, "Scratch vs scratch: raw and after weight-matching alignment",
                                             dict(zip(null.group, null.expected)))
-save_figure(fig, FIGURES, "controls_aligned_distances")
+save_figure(fig, FIGURES, registry.figure("controls_aligned_distances"))
 fig.show()
 aligned.groupby("group", sort=False)[["raw", "aligned"]].mean()
 
@@ -94,40 +94,29 @@ aligned.groupby("group", sort=False)[["raw", "aligned"]].mean()
 # ## 3. Representation similarity (debiased linear CKA)
 
 # %%
-from kneelib.data.context import cka_images
-
-images = cka_images(P, ctx, P.cka_slices)
-cka, grams = controls.cka_tables(states, images, P.depth)
-results.save_table(cka, RESULTS, claims.RESULT_FILES["cka"], meta)
+cka, grams = control.cka, control.grams
+results.save_table(cka, RESULTS, registry.table("cka"), meta)
 per_depth = cka.assign(distance=cka.cka)
 fig = distance_plots.figure_group_distances(per_depth[per_depth.comparison != "own_scratch"], P.depth,
                                             "CKA per depth: scratch vs scratch and scratch vs fine-tuned")
 fig.update_yaxes(type="linear", title_text="linear CKA (debiased)")
-save_figure(fig, FIGURES, "controls_cka_per_depth")
+save_figure(fig, FIGURES, registry.figure("controls_cka_per_depth"))
 fig.show()
 seed = P.seeds[0]
 fig = distance_plots.figure_cka_heatmap(controls.cka_heatmap(grams[seed]["F(s)"], grams[seed]["T(s)"], P.depth),
                                         "Layer-by-layer CKA: F(s) (rows) vs T(s) (columns)")
-save_figure(fig, FIGURES, "controls_cka_heatmap_F_T")
+save_figure(fig, FIGURES, registry.figure("controls_cka_heatmap_F_T"))
 fig.show()
 
 # %% [markdown]
 # ## Spread of the controls across seeds
 #
 # Mean, sd and 95% t-interval over the seeds of the null ratios, the aligned distances and the CKA
-# values (`kneelib.compare.spread.seed_summary`).
+# values (`kneelib.study.analyses.controls_spread`, from `kneelib.compare.spread.seed_summary`).
 
 # %%
-import pandas as pd
-
-from kneelib.compare.spread import seed_summary
-
-controls_spread = pd.concat([
-    seed_summary(null_ratio, ["pair", "group"], ["ratio"], "null_ratio"),
-    seed_summary(aligned, ["pair", "group"], ["raw", "aligned"], "aligned"),
-    seed_summary(cka.assign(pair=cka.comparison + ": " + cka.pair), ["pair", "group"], ["cka"], "cka"),
-], ignore_index=True)
-results.save_table(controls_spread, RESULTS, "controls_seed_spread", meta)
+controls_spread = analyses.controls_spread(control)
+results.save_table(controls_spread, RESULTS, registry.table("controls_seed_spread"), meta)
 controls_spread[controls_spread.group == f"enc_layer{P.depth}"].round(3)
 
 # %% [markdown]
@@ -136,8 +125,10 @@ controls_spread[controls_spread.group == f"enc_layer{P.depth}"].round(3)
 # %%
 from IPython.display import Markdown
 
-claims.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta)
-Markdown(claims.claims_md_path(P.name).read_text())
+from kneelib.report import claims_report
+
+claims_report.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta)
+Markdown(claims_report.claims_md_path(P.name).read_text())
 
 # %% [markdown]
 # ## Files written

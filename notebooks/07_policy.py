@@ -34,12 +34,11 @@ from kneelib.report.notebook import notebook_setup
 P, ctx, FIGURES, RESULTS = notebook_setup(profile, data_root, overrides)
 
 # %%
-from kneelib.compare import distance_tables
-from kneelib.core import results
+from kneelib.core import registry, results
 from kneelib.core.provenance import provenance
 from kneelib.report import distance_plots
 from kneelib.report.export import save_figure
-from kneelib.study import claims, nine_nets, policy
+from kneelib.study import analyses, claims, nine_nets, policy
 
 meta = provenance(P, ctx.manifest_hash, seed=list(P.seeds))
 runs = policy.policy_runs(P)
@@ -50,11 +49,11 @@ print(len(runs), "runs:", P.policy_fractions, "of the training subjects,", len(P
 # ## Train and evaluate
 
 # %%
-table = policy.run_policy(P, ctx, runs, force=force)
-results.save_table(table, RESULTS, claims.RESULT_FILES["policy"], meta)
+table = analyses.policy_sweep(P, ctx, force=force)  # the runs above
+results.save_table(table, RESULTS, registry.table("policy"), meta)
 summary = policy.policy_summary(table)
 fig = distance_plots.figure_policy(summary)
-save_figure(fig, FIGURES, "policy_dice_vs_data")
+save_figure(fig, FIGURES, registry.figure("policy_dice_vs_data"))
 fig.show()
 summary.round(3)
 
@@ -80,9 +79,9 @@ table.groupby(["steps", "strategy", "fraction"], as_index=False)[["epochs", "opt
 
 # %%
 states = nine_nets.states_by_seed(P, ctx)  # the source nets' tissue distances, as in 04
-tissue = distance_tables.distance_tables(states)["tissue"]
+tissue = analyses.distances(P, states)["tissue"]
 ranking = policy.source_ranking(table, tissue)
-results.save_table(ranking, RESULTS, "policy_source_ranking", meta)
+results.save_table(ranking, RESULTS, registry.table("policy_source_ranking"), meta)
 ranking
 
 # %% [markdown]
@@ -91,8 +90,10 @@ ranking
 # %%
 from IPython.display import Markdown
 
-claims.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta)
-Markdown(claims.claims_md_path(P.name).read_text())
+from kneelib.report import claims_report
+
+claims_report.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta)
+Markdown(claims_report.claims_md_path(P.name).read_text())
 
 # %% [markdown]
 # ## Files written

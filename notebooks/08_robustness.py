@@ -41,7 +41,7 @@ P, ctx, FIGURES, RESULTS = notebook_setup(profile, data_root, overrides)
 # `profile_folder` is where a setting's nets live under `outputs/`: the reference profile's folder for nets that are the reference's, `<profile>/settings/<setting>` for every net trained differently.
 
 # %%
-from kneelib.core import results
+from kneelib.core import registry, results
 from kneelib.core.provenance import provenance
 from kneelib.study import robustness
 
@@ -51,7 +51,7 @@ grid = robustness.settings(P)
 seeds = list(P.seeds)
 latent = f"enc_layer{P.depth}"
 settings_table = robustness.settings_table(P, grid)
-results.save_table(settings_table, RESULTS, "robustness_settings", meta)
+results.save_table(settings_table, RESULTS, registry.table("robustness_settings"), meta)
 settings_table
 
 # %% [markdown]
@@ -73,11 +73,11 @@ for s in grid:
     print(f"{s.name}: {time.perf_counter() - t0:.0f} s; {int((~trained.reused).sum())} of {len(trained)} nets trained",
           flush=True)
 margins, ratios, nets = (pd.concat(x, ignore_index=True) for x in (margins, ratios, nets))
-results.save_table(margins, RESULTS, "robustness_margins", meta)
-results.save_table(ratios, RESULTS, "robustness_headline_ratio", meta)
-results.save_table(nets, RESULTS, "robustness_nets", meta)
+results.save_table(margins, RESULTS, registry.table("robustness_margins"), meta)
+results.save_table(ratios, RESULTS, registry.table("robustness_headline_ratio"), meta)
+results.save_table(nets, RESULTS, registry.table("robustness_nets"), meta)
 policy_all = pd.concat([inputs[s.name]["policy"].assign(setting=s.name) for s in grid], ignore_index=True)
-results.save_table(policy_all, RESULTS, "robustness_policy", meta)
+results.save_table(policy_all, RESULTS, registry.table("robustness_policy"), meta)
 
 # %% [markdown]
 # ## The claim x setting table
@@ -85,12 +85,10 @@ results.save_table(policy_all, RESULTS, "robustness_policy", meta)
 # One row per claim and setting: in how many seeds it holds, the mean margin (> 0: holds) and its 95% t-interval across seeds. The controls of 06 (untrained null, alignment, CKA) get the same table.
 
 # %%
-from kneelib.study import claims
-
 table = robustness.robustness_table(margins)
 claim_rows = table[table.test == "claim"].drop(columns="test")
-results.save_table(claim_rows, RESULTS, claims.ROBUSTNESS_FILE, meta)
-results.save_table(table[table.test != "claim"], RESULTS, "robustness_controls", meta)
+results.save_table(claim_rows, RESULTS, registry.table("robustness_claims"), meta)
+results.save_table(table[table.test != "claim"], RESULTS, registry.table("robustness_controls"), meta)
 claim_rows.pivot(index="id", columns="setting", values="holds_in_seeds")[[s.name for s in grid]]
 
 # %%
@@ -101,7 +99,7 @@ from kneelib.report.export import save_figure
 from kneelib.report.robustness_plots import figure_robustness
 
 fig = figure_robustness(claim_rows, {s.name: s.name for s in grid})
-save_figure(fig, FIGURES, "robustness_claims_heatmap")
+save_figure(fig, FIGURES, registry.figure("robustness_claims_heatmap"))
 fig.show()
 
 # %% [markdown]
@@ -112,10 +110,12 @@ fig.show()
 # %%
 from IPython.display import Markdown, display
 
+from kneelib.report import claims_report
+
 ratio_table = robustness.ratio_summary(ratios, nets)
-results.save_table(ratio_table, RESULTS, "robustness_ratio_summary", meta)
+results.save_table(ratio_table, RESULTS, registry.table("robustness_ratio_summary"), meta)
 display(ratio_table.round(3))
-Markdown(robustness.summary_markdown(ratio_table, table, grid))
+Markdown(claims_report.recipe_summary_markdown(ratio_table, table, grid))
 
 # %% [markdown]
 # ## The claims report with "robust across recipes"
@@ -123,8 +123,8 @@ Markdown(robustness.summary_markdown(ratio_table, table, grid))
 # The reference setting's claims (the profile's own recipe), with a column saying whether each verdict survives every recipe of the grid, and if not, where it flips.
 
 # %%
-claims.write_claims(P.name, seeds, latent, meta, tables=inputs[robustness.REFERENCE])
-Markdown(claims.claims_md_path(P.name).read_text())
+claims_report.write_claims(P.name, seeds, latent, meta, tables=inputs[robustness.REFERENCE])
+Markdown(claims_report.claims_md_path(P.name).read_text())
 
 # %% [markdown]
 # ## Files written

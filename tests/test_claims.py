@@ -1,11 +1,13 @@
-"""Claims C1-C7 on small hand-made result tables: each criterion flips when the data flips."""
+"""Claims C1-C8 and their controls on small hand-made result tables: each criterion flips when the data
+flips; claims_table and claim_margins evaluate them per seed."""
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 import pytest
 
-from kneelib.core.results import save_json, save_table
 from kneelib.study import claims
 
 
@@ -80,7 +82,7 @@ def test_c7_shared_activations():
     assert claims.c7_shared_activations(overlap).margin < 0
 
 
-def test_claims_table_across_seeds_and_markdown_escapes_pipes():
+def test_claims_table_across_seeds():
     tables = {"headline": {"by_seed": {"0": {"to_base": 1.0, "to_own_scratch": 2.0},
                                        "1": {"to_base": 1.0, "to_own_scratch": 2.2},
                                        "2": {"to_base": 1.0, "to_own_scratch": 0.5}}}}
@@ -88,8 +90,7 @@ def test_claims_table_across_seeds_and_markdown_escapes_pipes():
     c3 = table.set_index("id").loc["C3"]
     assert c3.holds and c3.holds_in_seeds == "2/3" and c3.holds_across_seeds is False
     assert table.set_index("id").loc["C1", "this_run"] == "not computed yet"
-    md = claims.claims_markdown(table, "t")
-    assert "B\\|A(s)" in md and md.count("\n| C") == 10
+    assert c3.margin == pytest.approx(1.0) and c3.margin_mean == pytest.approx((1.0 + 1.2 - 0.5) / 3)
 
 
 def test_c8_policy_gain_is_paired_by_target_fraction_seed():
@@ -119,7 +120,6 @@ def test_controls_columns_for_c1():
     null.loc[0, "ratio"] = 0.1  # enc_layer1 now the closest relative to chance
     row = claims.claims_table(tables, [0], "enc_layer2").set_index("id").loc["C1"]
     assert row.holds and row.against_null.startswith("no")
-    assert "## Controls" in claims.claims_markdown(claims.claims_table(tables, [0], "enc_layer2"), "t")
 
 
 def _source_rows(dice_from_f: float, dice_from_m: float, target: str = "T") -> list[dict]:
@@ -152,41 +152,34 @@ def test_c8b_not_answerable_with_one_source_per_target():
     assert c8.holds and "no plain fine-tune runs" in c8.this_run and "nan" not in c8.this_run
 
 
-def _write_results(directory) -> dict:
-    """Three of the claims' inputs, written as the notebooks write them, plus files load_tables must ignore."""
-    scratch_pairs = pd.DataFrame(_groups({"enc_layer1": 0.3, "enc_layer2": 0.1, "network": 0.2}))
-    policy = pd.DataFrame([{"target": "T", "source": s, "strategy": st, "fraction": 0.5, "seed": 0, "dice": d}
-                           for s, st, d in (("", "scratch", 0.6), ("F", "finetune_depth_lr", 0.7),
-                                            ("F", "finetune", 0.65))])
-    headline = {"0": {"to_base": 1.0, "to_own_scratch": 3.0}}
-    save_table(scratch_pairs, directory, "distances_scratch_pairs", {"seed": 0})
-    save_table(policy, directory, "policy_results", {})
-    save_json(headline, directory, "distances_headline", {"commit": "x"})
-    save_table(pd.DataFrame({"x": [1]}), directory, "unrelated_table", {})
-    return {"scratch_pairs": scratch_pairs, "policy": policy, "headline": headline}
+def test_claim_margins_one_row_per_claim_control_and_seed():
+    tables = {"headline": {"by_seed": {"0": {"to_base": 1.0, "to_own_scratch": 2.0},
+                                       "1": {"to_base": 4.0, "to_own_scratch": 2.0}}}}
+    m = claims.claim_margins(tables, [0, 1], "enc_layer6")
+    assert list(m.id) == ["C3", "C3"] and list(m.margin) == [pytest.approx(1.0), pytest.approx(-0.5)]
+    groups = {"enc_layer1": 0.3, "enc_layer2": 0.1, "network": 0.2}
+    null = pd.DataFrame([{"group": g, "distance": d, "ratio": r, "seed": 0}
+                         for (g, d), r in zip(groups.items(), (0.1, 0.5, 1.0))])
+    m = claims.claim_margins({"scratch_pairs": pd.DataFrame(_groups(groups)), "null_ratio": null}, [0], "enc_layer2")
+    by_test = m.set_index("test").margin
+    # the claim holds (enc_layer2 smallest); against the null it fails (enc_layer1's ratio 0.1 < 0.5)
+    assert by_test["claim"] == pytest.approx(2.0) and by_test["against_null"] == pytest.approx((0.1 - 0.5) / 0.5)
+    # the same margins as claims_table's, for the claim and in the control's verdict
+    row = claims.claims_table({"scratch_pairs": pd.DataFrame(_groups(groups)), "null_ratio": null}, [0],
+                              "enc_layer2").set_index("id").loc["C1"]
+    assert row.margin == pytest.approx(by_test["claim"]) and row.against_null.startswith("no")
 
 
-def test_load_tables_reads_exactly_the_tables_present(tmp_path):
-    assert claims.load_tables(tmp_path / "not_yet") == {}  # nothing written yet: no error
-    written = _write_results(tmp_path)
-    tables = claims.load_tables(tmp_path)
-    assert set(tables) == {"scratch_pairs", "policy", "headline"}
-    pd.testing.assert_frame_equal(tables["scratch_pairs"], written["scratch_pairs"])
-    # CSV reads the scratch runs' empty source back as NaN; the claims never group scratch runs by source
-    pd.testing.assert_frame_equal(tables["policy"].fillna({"source": ""}), written["policy"])
-    assert tables["headline"] == {"by_seed": written["headline"]}  # the result, without its provenance
-
-
-def test_claims_without_inputs_are_not_computed(tmp_path):
-    _write_results(tmp_path)
-    table = claims.claims_table(claims.load_tables(tmp_path), [0], "enc_layer2").set_index("id")
-    computed = {"C1", "C3", "C8"}  # C8b needs the tissue distances too
-    assert list(table.index) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C8m", "C8b"]
-    holds = table.holds.to_dict()
-    # C8m has its input (the policy table) but no matched-steps runs in it: computed, not answerable
-    assert {c for c in table.index if table.loc[c, "this_run"] != "not computed yet"} == computed | {"C8m"}
-    assert table.loc["C8m", "this_run"].startswith("not answerable")
-    assert {c: holds[c] for c in computed} == {c: True for c in computed}
-    assert all(holds[c] is None for c in table.index if c not in computed)
-    assert table.loc["C3", "margin"] == pytest.approx(2.0)  # (3 - 1) / 1, from the JSON file
-    assert table.loc["C8", "margin"] == pytest.approx(0.1)
+def test_c8m_reads_only_matched_runs():
+    rows = []
+    for steps, gain in (("epochs", 0.10), ("matched", -0.05)):
+        rows += [{"target": "T", "source": "", "strategy": "scratch", "fraction": 0.5, "seed": 0, "dice": 0.6,
+                  "steps": steps},
+                 {"target": "T", "source": "F", "strategy": "finetune_depth_lr", "fraction": 0.5, "seed": 0,
+                  "dice": 0.6 + gain, "steps": steps},
+                 {"target": "T", "source": "F", "strategy": "finetune", "fraction": 0.5, "seed": 0, "dice": 0.6,
+                  "steps": steps}]
+    table = pd.DataFrame(rows)
+    assert claims.c8_policy(table).margin == pytest.approx(0.10)
+    assert claims.c8_policy(table, "matched").margin == pytest.approx(-0.05)
+    assert math.isnan(claims.c8_policy(table[table.steps == "epochs"], "matched").margin)

@@ -10,14 +10,17 @@ import nbformat
 import pandas as pd
 import pytest
 
-from kneelib.core import paths
+from kneelib.core import paths, registry
 from kneelib.report import runner
 
 NOTEBOOKS = sorted(paths.NOTEBOOKS_DIR.glob("*.ipynb"))
-FIGURES = ["data_example_slices", "data_tissue_volumes", "learning_curves_scratch", "learning_curves_all",
-           "fig2_performance", "fig3a_scratch_vs_scratch", "fig3b_scratch_vs_finetuned", "fig4_tissue_distances",
-           "fig5_activation_maps", "controls_null_ratio", "controls_aligned_distances", "controls_cka_per_depth",
-           "controls_cka_heatmap_F_T", "policy_dice_vs_data"]
+# The figures of the default suite (01-07), as the registry names them.
+FIGURES = [f.stem for f in registry.FIGURES.values() if not set(f.notebooks) <= set(runner.OPT_IN)]
+
+
+def _table(out: Path, name: str) -> pd.DataFrame:
+    """The result table ``name`` (a kneelib.core.registry name) of the run under ``out``."""
+    return pd.read_csv(out / registry.TABLES[name].path)
 
 
 def test_every_suite_notebook_is_committed():
@@ -115,22 +118,22 @@ def test_whole_suite_runs_at_tiny_profile(tiny_run, monkeypatch):
         assert f"| {claim} |" in claims_md
     assert "not computed yet" not in claims_md and "## Controls" in claims_md
 
-    meta = json.loads((out / "results" / "test_metrics.meta.json").read_text())
+    meta = json.loads((out / registry.TABLES["per_scan"].path).with_suffix(".meta.json").read_text())
     assert meta["config"]["name"] == "tiny" and len(meta["data_manifest_sha256"]) == 64
     assert {"torch", "numpy", "h5py"} <= set(meta["versions"]) and meta["git_commit"] and meta["seed"] == [0]
     for name in ("distances_seed_spread", "controls_seed_spread"):
-        spread = pd.read_csv(out / "results" / f"{name}.csv")
+        spread = _table(out, name)
         assert {"table", "pair", "group", "quantity", "n_seeds", "mean", "ci95_low"} <= set(spread.columns), name
         assert (spread.n_seeds == 1).all() and spread["mean"].notna().all(), name
     # Values, not only files: Dice in [0, 1]; distances positive and symmetric; one claims row per claim.
-    per_scan = pd.read_csv(out / "results" / "test_metrics.csv")
+    per_scan = _table(out, "per_scan")
     assert len(per_scan) == 9 * 2 and per_scan.dice.between(0, 1).all(), per_scan.dice.describe()
-    for name in ("distances_scratch_pairs", "distances_finetune"):
-        distances = pd.read_csv(out / "results" / f"{name}.csv").distance
+    for name in ("scratch_pairs", "finetune"):
+        distances = _table(out, name).distance
         assert (distances > 0).all() and distances.notna().all(), name
-    tissue = pd.read_csv(out / "results" / "tissue_distances.csv")
+    tissue = _table(out, "tissue")
     assert sorted(tissue.pair) == ["F-M", "F-T", "M-T"] and (tissue[["d_ab", "d_ba"]] > 0).all().all()
-    claims = pd.read_csv(out / "results" / "claims.csv")
+    claims = _table(out, "claims")
     assert list(claims.id) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C8m", "C8b"]
     assert claims.holds.dropna().astype(str).isin(["True", "False"]).all(), claims.holds
 
@@ -146,7 +149,7 @@ def test_whole_suite_runs_at_tiny_profile(tiny_run, monkeypatch):
     assert len(nine) == 9 and "meniscus__from_femoral_cartilage" in nine
     # T|F pair at 34% data (3 strategies, at the profile's epochs and at matched steps), + depth lr at 100%
     assert len(list((out / "models" / "policy").rglob("best.pt"))) == 7
-    policy = pd.read_csv(out / "results" / "policy_results.csv")
+    policy = _table(out, "policy")
     limited = policy[policy.fraction < 1].set_index(["steps", "strategy"]).optimizer_steps
     # 1 of 3 subjects: k = 3 times the epochs at matched steps; each epoch 1/3 of the full data's steps
     assert (limited.loc["matched"] >= limited.loc["epochs"]).all()
@@ -160,6 +163,18 @@ def test_whole_suite_runs_at_tiny_profile(tiny_run, monkeypatch):
     ctx = context.prepare_data(profile)
     result = run.train_net(profile, ctx, run.NetSpec("meniscus", "femoral_cartilage"), progress=False)
     assert result.reused
+
+
+@pytest.mark.slow
+def test_suite_writes_every_registered_output(tiny_run):
+    """Every table and figure kneelib.core.registry assigns to 01-07 is on disk after the tiny run."""
+    root, _ = tiny_run
+    out = root / "tiny"
+    suite = [n for n in runner.NOTEBOOKS if n not in runner.OPT_IN]
+    expected = {o for n in suite for o in registry.written_by(n)}
+    files = [f for o in expected for f in ([f"{o.path}.html", f"{o.path}.png"] if o.folder == "figures" else [o.path])]
+    missing = [f for f in files if not (out / f).exists()]
+    assert len(expected) > 30 and missing == []
 
 
 @pytest.mark.slow
@@ -180,7 +195,7 @@ def test_robustness_notebook_at_tiny_profile(tmp_path, monkeypatch):
     (executed,) = runner.reproduce("tiny", only=["08"], report=False)
     assert executed.stem == "08_robustness"
     out = tmp_path / "tiny"
-    table = pd.read_csv(out / "results" / "robustness_claims.csv")
+    table = _table(out, "robustness_claims")
     ids = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C8m", "C8b"]
     assert list(table.setting.unique()) == ["recipe", "ft_lr"] and len(table) == len(ids) * 2
     assert not table.duplicated(["setting", "id"]).any() and set(table.id) == set(ids)
@@ -188,12 +203,12 @@ def test_robustness_notebook_at_tiny_profile(tmp_path, monkeypatch):
     answered = table.dropna(subset=["margin_mean"])
     assert (answered.ci95_low <= answered.margin_mean).all() and (answered.margin_mean <= answered.ci95_high).all()
     assert (answered.holds == (answered.margin_mean > 0)).all()
-    nets = pd.read_csv(out / "results" / "robustness_nets.csv")
+    nets = _table(out, "robustness_nets")
     shared = nets[(nets.setting == "ft_lr") & (nets.kind == "scratch")]
     assert len(nets) == 2 * 2 * 9 and shared.reused.all()  # ft_lr reuses the recipe's scratch nets
     assert nets[(nets.setting == "ft_lr") & (nets.kind == "fine-tuned")].run_dir.str.contains("settings/ft_lr").all()
-    ratio = pd.read_csv(out / "results" / "robustness_ratio_summary.csv").set_index("setting")
+    ratio = _table(out, "robustness_ratio_summary").set_index("setting")
     assert ratio.ratio_mean.between(0, 1).all() and ratio.paper_ratio.iloc[0] == pytest.approx(0.1267, abs=1e-4)
-    assert "Plotly.newPlot" in (out / "figures" / "robustness_claims_heatmap.html").read_text()
+    assert "Plotly.newPlot" in (out / f"{registry.FIGURES['robustness_claims_heatmap'].path}.html").read_text()
     md = (out / "claims.md").read_text()
     assert "robust across recipes |" in md and md.count("\n| C") >= len(ids)

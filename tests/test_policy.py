@@ -161,3 +161,24 @@ def test_source_ranking_uses_full_data_when_the_sweep_has_nothing_else():
     out = policy.source_ranking(pd.DataFrame(rows), TISSUE).set_index("source")
     assert out.dice.to_dict() == pytest.approx({"F": 0.6, "M": 0.7})
     assert out.better_source_is_closer.tolist() == [False, False]  # M wins, but F-T is the shorter distance
+
+
+def test_matched_steps_stretches_epochs_patience_and_decay():
+    demo = get_profile("demo")
+    assert policy.matched_steps(demo, 12, 2) == {"max_epochs": 36, "patience": 18, "lr_decay_every": 12}
+    assert policy.matched_steps(demo, 12, 12) == {"max_epochs": 6, "patience": 3, "lr_decay_every": 2}
+    with pytest.raises(ValueError, match="subset of 0 scans"):
+        policy.matched_steps(demo, 12, 0)
+    runs = policy.policy_runs(get_profile("tiny"))
+    matched = [r for r in runs if r.steps == "matched"]
+    assert len(matched) == 3 and all(r.fraction < 1 for r in matched)  # none at full data: same as "epochs"
+    assert len(runs) == 2 * 3 + 3
+
+
+def test_policy_summary_one_row_per_step_variant_with_mean_over_seeds():
+    rows = [{"target": "T", "source": "F", "strategy": "finetune_depth_lr", "fraction": 0.5, "seed": seed,
+             "dice": dice, "steps": steps}
+            for steps, dices in (("epochs", (0.6, 0.8)), ("matched", (0.5, 0.5))) for seed, dice in enumerate(dices)]
+    summary = policy.policy_summary(pd.DataFrame(rows)).set_index("steps")
+    assert summary.dice_mean.to_dict() == {"epochs": pytest.approx(0.7), "matched": pytest.approx(0.5)}
+    assert (summary["count"] == 2).all()

@@ -1,5 +1,5 @@
 """08_robustness without training: where each setting's nets live (no setting overwrites another's),
-the claim x setting table, the robust-across-recipes verdict, the matched-steps policy runs and C8m."""
+the claim x setting table, the robust-across-recipes verdict and the C3 ratio per setting."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from kneelib.core import paths
 from kneelib.core.profiles import get_profile
 from kneelib.nets.run import NetSpec
 from kneelib.nets.workers import TrainJob
-from kneelib.study import claims, policy, robustness
+from kneelib.study import policy, robustness
 
 F, T = "femoral_cartilage", "tibial_cartilage"
 
@@ -80,32 +80,14 @@ def test_robustness_table_interval_and_verdicts():
     assert nan_row.holds is None and nan_row.holds_in_seeds == "n/a"
     flat = table.set_index(["setting", "id", "test"]).loc[("converge", "C3", "claim")]
     assert flat.margin_sd == 0 and flat.holds_across_seeds is True
-    verdicts = claims.robust_across_recipes(table, "recipe")
+    verdicts = robustness.robust_across_recipes(table, "recipe")
     assert verdicts == {"C1": "yes", "C3": "no (flips in: ft_lr)"}  # converge cannot answer C1: not a flip
-    assert claims.robust_across_recipes(table[table.setting != "recipe"], "recipe") == {"C1": "n-a", "C3": "n-a"}
+    assert robustness.robust_across_recipes(table[table.setting != "recipe"], "recipe") == {"C1": "n-a", "C3": "n-a"}
     with pytest.raises(ValueError, match=r"\['margin'\]"):
         robustness.robustness_table(_margins().drop(columns="margin"))
 
 
-def test_claims_markdown_gets_the_robust_column():
-    table = claims.claims_table({"headline": {"by_seed": {"0": {"to_base": 1.0, "to_own_scratch": 2.0}}}},
-                                [0], "enc_layer6")
-    md = claims.claims_markdown(table, "t", {"C3": "no (flips in: ft_lr)"})
-    c3 = next(line for line in md.splitlines() if line.startswith("| C3 |"))
-    assert c3.endswith("| no (flips in: ft_lr) |") and "robust across recipes |" in md
-    c1 = next(line for line in md.splitlines() if line.startswith("| C1 |"))
-    assert c1.endswith("| n-a |")
-    assert "robust across recipes" not in claims.claims_markdown(table, "t")
-
-
-def test_claim_margins_one_row_per_claim_control_and_seed():
-    tables = {"headline": {"by_seed": {"0": {"to_base": 1.0, "to_own_scratch": 2.0},
-                                       "1": {"to_base": 4.0, "to_own_scratch": 2.0}}}}
-    m = claims.claim_margins(tables, [0, 1], "enc_layer6")
-    assert list(m.id) == ["C3", "C3"] and list(m.margin) == [pytest.approx(1.0), pytest.approx(-0.5)]
-
-
-def test_ratio_summary_and_paragraph():
+def test_ratio_summary():
     ratios = pd.DataFrame([{"setting": "recipe", "seed": s, "to_base": b, "to_own_scratch": 1.0, "ratio": 1 / b,
                             "base_over_own": b} for s, b in ((0, 0.4), (1, 0.44))])
     nets = pd.DataFrame([{"setting": "recipe", "kind": k, "epochs": e, "best_epoch": e}
@@ -113,34 +95,4 @@ def test_ratio_summary_and_paragraph():
     summary = robustness.ratio_summary(ratios, nets)
     assert summary.ratio_mean.iloc[0] == pytest.approx(0.42)
     assert summary.paper_ratio.iloc[0] == pytest.approx(8.17e-3 / 6.45e-2)
-    table = robustness.robustness_table(_margins())
-    text = robustness.summary_markdown(summary, table, robustness.settings(get_profile("robustness")))
-    assert "ratio 0.42" in text and "the paper's is 0.13" in text and "C3 (flips in: ft_lr)" in text
-
-
-def test_matched_steps_stretches_epochs_patience_and_decay():
-    demo = get_profile("demo")
-    assert policy.matched_steps(demo, 12, 2) == {"max_epochs": 36, "patience": 18, "lr_decay_every": 12}
-    assert policy.matched_steps(demo, 12, 12) == {"max_epochs": 6, "patience": 3, "lr_decay_every": 2}
-    with pytest.raises(ValueError, match="subset of 0 scans"):
-        policy.matched_steps(demo, 12, 0)
-    runs = policy.policy_runs(get_profile("tiny"))
-    matched = [r for r in runs if r.steps == "matched"]
-    assert len(matched) == 3 and all(r.fraction < 1 for r in matched)  # none at full data: same as "epochs"
-    assert len(runs) == 2 * 3 + 3
-
-
-def test_c8m_reads_only_matched_runs():
-    rows = []
-    for steps, gain in (("epochs", 0.10), ("matched", -0.05)):
-        rows += [{"target": "T", "source": "", "strategy": "scratch", "fraction": 0.5, "seed": 0, "dice": 0.6,
-                  "steps": steps},
-                 {"target": "T", "source": "F", "strategy": "finetune_depth_lr", "fraction": 0.5, "seed": 0,
-                  "dice": 0.6 + gain, "steps": steps},
-                 {"target": "T", "source": "F", "strategy": "finetune", "fraction": 0.5, "seed": 0, "dice": 0.6,
-                  "steps": steps}]
-    table = pd.DataFrame(rows)
-    assert claims.c8_policy(table).margin == pytest.approx(0.10)
-    assert claims.c8_policy(table, "matched").margin == pytest.approx(-0.05)
-    assert math.isnan(claims.c8_policy(table[table.steps == "epochs"], "matched").margin)
-    assert set(policy.policy_summary(table).steps) == {"epochs", "matched"}
+    assert (summary.scratch_epochs.iloc[0], summary.finetune_best_epoch.iloc[0]) == (6, 6)

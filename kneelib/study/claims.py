@@ -4,25 +4,25 @@ Each claim becomes a number per seed, its *margin*: positive when the claim hold
 seed. ``claims_table`` reports the paper's value, this run's value (first seed, or the mean),
 the criterion, whether it holds, and across seeds the margin's mean, sd and 95% t-interval;
 "holds across seeds" requires the whole interval above 0. Nothing here is typed in: every
-value is computed from the CSV tables the notebooks write.
+value is computed from the tables the analyses of 03-07 return (``kneelib.study.analyses``), read
+back from the files the notebooks write or, in 08_robustness, straight from memory.
+
+Writing ``claims.md`` and ``claims.csv`` is :mod:`kneelib.report.claims_report`'s job; the verdicts
+across training recipes are :mod:`kneelib.study.robustness`'s.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from kneelib.compare.spread import interval95
-from kneelib.core import paths
-from kneelib.core.atomic import write_text
-from kneelib.core.profiles import PROFILES
-from kneelib.core.results import load_json, save_table
 from kneelib.names import PAPER_FT_DIRECTIONS, PAPER_HEADLINE, PAPER_TISSUE_DISTANCES, tissue_of
 from kneelib.study.policy import by_steps
 
@@ -248,9 +248,24 @@ def _by_seed(table, seed: int):
     return table
 
 
-def _evaluate(test: Callable[..., ClaimResult], needs: tuple[str, ...], tables: dict, seeds: list[int],
-              bind: Callable[[Callable], Callable]) -> list[ClaimResult]:
-    return [bind(test)(*[_by_seed(tables[n], s) for n in needs]) for s in seeds]
+def _tests(claim: Claim, latent: str) -> list[tuple[str, tuple[str, ...], Callable[..., ClaimResult]]]:
+    """(name, tables needed, test) of ``claim`` itself ("claim") and of each of its controls; C1's
+    controls are told the latent level."""
+    tests = [("claim", claim.needs, claim.test)]
+    for name, (needs, test) in CONTROLS.get(claim.id, {}).items():
+        tests.append((name, needs, functools.partial(test, latent=latent) if claim.id == "C1" else test))
+    return tests
+
+
+def _results(tables: dict, seeds: list[int], latent: str) -> dict[tuple[str, str], list[ClaimResult]]:
+    """(claim id, test name) -> one result per seed, for every claim and control whose tables are in
+    ``tables``."""
+    out = {}
+    for claim in claims(latent):
+        for name, needs, test in _tests(claim, latent):
+            if all(n in tables for n in needs):
+                out[(claim.id, name)] = [test(*[_by_seed(tables[n], s) for n in needs]) for s in seeds]
+    return out
 
 
 def _control_verdict(results: list[ClaimResult]) -> str:
@@ -264,26 +279,30 @@ def _control_verdict(results: list[ClaimResult]) -> str:
 def claims_table(tables: dict, seeds: list[int], latent: str) -> pd.DataFrame:
     """Evaluate every claim whose tables are present; one row per claim.
 
-    ``tables`` maps names (scratch_pairs, finetune, headline, tissue, per_scan, overlap) to
-    DataFrames with a ``seed`` column (or, for headline, ``{"by_seed": {seed: dict}}``).
+    ``tables`` maps names (scratch_pairs, finetune, headline, tissue, per_scan, overlap, policy and the
+    controls' null_ratio, aligned, cka: ``kneelib.core.registry.CLAIM_INPUTS``) to DataFrames with a
+    ``seed`` column (or, for headline, ``{"by_seed": {seed: dict}}``). Columns: id, claim, paper,
+    criterion, this_run (first seed's value, or "not computed yet"), holds (first seed), margin,
+    n_seeds, holds_in_seeds, margin_mean, margin_sd, margin_ci95, holds_across_seeds, and one column per
+    control of any claim (against_null, after_alignment, by_cka) holding its verdict text.
     """
+    results = _results(tables, seeds, latent)
     rows = []
     for claim in claims(latent):
         row = {"id": claim.id, "claim": claim.statement, "paper": claim.paper, "criterion": claim.criterion}
-        if not all(name in tables for name in claim.needs):
+        if (claim.id, "claim") not in results:
             rows.append(row | {"this_run": "not computed yet", "holds": None})
             continue
-        results = _evaluate(claim.test, claim.needs, tables, seeds, lambda f: f)
-        margins = [r.margin for r in results]
-        for control, (needs, test) in CONTROLS.get(claim.id, {}).items():
-            if all(n in tables for n in needs):
-                bind = (lambda f: (lambda *a: f(*a, latent))) if claim.id == "C1" else (lambda f: f)
-                row[control] = _control_verdict(_evaluate(test, needs, tables, seeds, bind))
+        first = results[(claim.id, "claim")][0]
+        margins = [r.margin for r in results[(claim.id, "claim")]]
+        for control in CONTROLS.get(claim.id, {}):
+            if (claim.id, control) in results:
+                row[control] = _control_verdict(results[(claim.id, control)])
         mean, sd, lo, hi = interval95(margins)
         rows.append(row | {
-            "this_run": results[0].value + (f" (seed {seeds[0]})" if len(seeds) > 1 else ""),
-            "holds": None if math.isnan(results[0].margin) else bool(results[0].margin > 0),
-            "margin": results[0].margin, "n_seeds": len(seeds),
+            "this_run": first.value + (f" (seed {seeds[0]})" if len(seeds) > 1 else ""),
+            "holds": None if math.isnan(first.margin) else bool(first.margin > 0),
+            "margin": first.margin, "n_seeds": len(seeds),
             "holds_in_seeds": f"{sum(m > 0 for m in margins)}/{len(seeds)}", "margin_mean": mean,
             "margin_sd": sd, "margin_ci95": f"[{lo:.3g}, {hi:.3g}]" if not math.isnan(lo) else "n/a",
             "holds_across_seeds": bool(lo > 0) if not math.isnan(lo) else None})
@@ -294,122 +313,7 @@ def claim_margins(tables: dict, seeds: list[int], latent: str) -> pd.DataFrame:
     """Every claim's and every control's margin per seed, in one long table: id, test ("claim" or the
     control's name, e.g. ``against_null``), seed, margin (> 0: holds; nan: not answerable), value.
     Claims and controls whose tables are missing from ``tables`` are left out."""
-    rows = []
-    for claim in claims(latent):
-        tests = [("claim", claim.needs, claim.test, False)]
-        tests += [(name, needs, test, claim.id == "C1") for name, (needs, test) in CONTROLS.get(claim.id, {}).items()]
-        for name, needs, test, wants_latent in tests:
-            if not all(n in tables for n in needs):
-                continue
-            bind = (lambda f: (lambda *a: f(*a, latent))) if wants_latent else (lambda f: f)
-            for seed, result in zip(seeds, _evaluate(test, needs, tables, seeds, bind)):
-                rows.append({"id": claim.id, "test": name, "seed": seed, "margin": float(result.margin),
-                             "value": result.value})
+    rows = [{"id": claim_id, "test": test, "seed": seed, "margin": float(r.margin), "value": r.value}
+            for (claim_id, test), per_seed in _results(tables, seeds, latent).items()
+            for seed, r in zip(seeds, per_seed)]
     return pd.DataFrame(rows, columns=["id", "test", "seed", "margin", "value"])
-
-
-def robust_across_recipes(robustness: pd.DataFrame, reference: str) -> dict[str, str]:
-    """Claim id -> "yes", "no (flips in: <settings>)" or "n-a", from a claim x setting table
-    (``kneelib.study.robustness.robustness_table``: columns setting, id, test, holds). A claim is robust
-    when every setting where it is answerable gives the verdict of the ``reference`` setting; "n-a"
-    when the reference setting cannot answer it or no other setting can."""
-    rows = robustness[robustness.test == "claim"] if "test" in robustness else robustness
-    out = {}
-    for claim_id, d in rows.groupby("id", sort=False):
-        verdicts = {r.setting: r.holds for r in d.itertuples() if r.holds in (True, False)}
-        if reference not in verdicts or len(verdicts) < 2:
-            out[claim_id] = "n-a"
-            continue
-        flips = [s for s, v in verdicts.items() if v != verdicts[reference]]
-        out[claim_id] = f"no (flips in: {', '.join(flips)})" if flips else "yes"
-    return out
-
-
-def _verdict(value) -> str:
-    return {True: "yes", False: "no", None: "n/a"}.get(value if value in (True, False) else None, "n/a")
-
-
-def claims_markdown(table: pd.DataFrame, title: str, robust: dict[str, str] | None = None) -> str:
-    """The claims report as Markdown; ``robust`` (claim id -> verdict, :func:`robust_across_recipes`)
-    adds the column "robust across recipes"."""
-    extra = " robust across recipes |" if robust else ""
-    lines = [f"# {title}", "",
-             "Each claim of Thorneloe et al. (ISMRM 2020 #1029) tested on this run's result tables "
-             "(computed by `kneelib.study.claims`, not typed in). *margin* > 0 means the claim holds; across "
-             "seeds it holds only when the 95% interval of the margin lies above 0."
-             + (" *Robust across recipes*: the verdict (mean margin over seeds > 0) is the same under every "
-                "training recipe of 08_robustness." if robust else ""), "",
-             "| id | claim | paper | this run | criterion | holds | holds across seeds |" + extra,
-             "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if robust else "")]
-    controls = [c for c in ("against_null", "after_alignment", "by_cka") if c in table]
-    for r in table.to_dict("records"):
-        across = (f"{_verdict(r.get('holds_across_seeds'))} ({r.get('holds_in_seeds')}, margin "
-                  f"{r.get('margin_mean', float('nan')):.3g}, 95% CI {r.get('margin_ci95')})"
-                  if r.get("holds") is not None else "n/a")
-        cells = [r["id"], r["claim"], r["paper"], r["this_run"], r["criterion"], _verdict(r.get("holds")), across]
-        cells += [robust.get(r["id"], "n-a")] if robust else []
-        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
-    if controls:
-        lines += ["", "## Controls", "", "Does each claim survive the untrained He null (distance / null), a "
-                  "permutation alignment of the scratch nets' channels, and a representation measure (debiased "
-                  "linear CKA) instead of weights?", "", "| id | " + " | ".join(c.replace("_", " ") for c in controls)
-                  + " |", "| --- |" + " --- |" * len(controls)]
-        for r in table.to_dict("records"):
-            values = [r.get(c) if isinstance(r.get(c), str) else "n/a" for c in controls]
-            if any(v != "n/a" for v in values):
-                lines.append("| " + " | ".join([r["id"], *[v.replace("|", "\\|") for v in values]]) + " |")
-    return "\n".join(lines) + "\n"
-
-
-# Result tables the claims read, by the name ``claims_table`` uses.
-RESULT_FILES = {"scratch_pairs": "distances_scratch_pairs", "finetune": "distances_finetune",
-                "tissue": "tissue_distances", "per_scan": "test_metrics", "overlap": "activation_overlap",
-                "null_ratio": "controls_null_ratio", "aligned": "controls_aligned_distances", "cka": "controls_cka",
-                "policy": "policy_results"}
-
-
-def load_tables(results_dir) -> dict:
-    """Whatever claim inputs the notebooks have written so far under ``results_dir``."""
-    results_dir = Path(results_dir)
-    tables: dict = {}
-    for name, stem in RESULT_FILES.items():
-        if (results_dir / f"{stem}.csv").exists():
-            tables[name] = pd.read_csv(results_dir / f"{stem}.csv")
-    if (results_dir / "distances_headline.json").exists():
-        tables["headline"] = {"by_seed": load_json(results_dir, "distances_headline")}
-    return tables
-
-
-def claims_md_path(profile_name: str) -> Path:
-    """``outputs/<profile>/claims.md``, the claims report :func:`write_claims` writes."""
-    return paths.profile_dir(profile_name) / "claims.md"
-
-
-# The claim x setting table 08_robustness writes (kneelib.study.robustness).
-ROBUSTNESS_FILE = "robustness_claims"
-
-
-def robustness_verdicts(profile_name: str) -> dict[str, str] | None:
-    """The "robust across recipes" verdicts for ``profile_name``'s claims report: from its own
-    ``results/robustness_claims.csv`` (reference setting "recipe"), else from that of a profile whose
-    ``robustness_reuse`` names it; None when no such table exists yet."""
-    sources = [profile_name] + [p.name for p in PROFILES.values() if p.robustness_reuse == profile_name]
-    for name in sources:
-        path = paths.results_dir(name) / f"{ROBUSTNESS_FILE}.csv"
-        if path.exists():
-            return robust_across_recipes(pd.read_csv(path), "recipe")
-    return None
-
-
-def write_claims(profile_name: str, seeds: list[int], latent: str, meta: dict,
-                 tables: dict | None = None) -> pd.DataFrame:
-    """Compute the claims from ``tables`` (default: those under ``outputs/<profile>/results``) and write
-    ``claims.md`` and ``claims.csv``; the report gets a "robust across recipes" column once a robustness
-    table exists (:func:`robustness_verdicts`)."""
-    tables = load_tables(paths.results_dir(profile_name)) if tables is None else tables
-    table = claims_table(tables, seeds, latent)
-    save_table(table, paths.results_dir(profile_name), "claims", meta)
-    write_text(claims_md_path(profile_name),
-               claims_markdown(table, f"Claims report: profile `{profile_name}`, seeds {seeds}",
-                               robustness_verdicts(profile_name)))
-    return table

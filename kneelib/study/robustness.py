@@ -27,21 +27,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-import torch
 
 from kneelib.compare import distance_tables
-from kneelib.compare.activations import activation_maps, overlap_table
 from kneelib.compare.spread import interval95
 from kneelib.core import paths
 from kneelib.core.profiles import Profile, get_profile
-from kneelib.data.context import DataContext, activation_inputs, cka_images
+from kneelib.data.context import DataContext
 from kneelib.names import PAPER_HEADLINE
-from kneelib.nets.evaluate import evaluate_nets
 from kneelib.nets.run import NetSpec, train_config
 from kneelib.nets.train import TrainResult
-from kneelib.nets.unet import model_from_state
 from kneelib.nets.workers import TrainJob, train_jobs
-from kneelib.study import claims, controls, nine_nets, policy
+from kneelib.study import analyses, claims, nine_nets
 
 PAPER_FINETUNE_LR = 1e-3  # docs/reference.md, "The reference recipe"
 REFERENCE = "recipe"      # the setting every other is compared with
@@ -131,7 +127,7 @@ def relocate(profile: Profile, s: Setting, job: TrainJob) -> TrainJob:
     return dataclasses.replace(job, run_dir=paths.models_dir(setting_dir_name(profile, s)) / where.relative_to(home))
 
 
-States = dict[int, dict[str, dict[str, torch.Tensor]]]  # seed -> net name -> state_dict
+States = analyses.States  # seed -> net name -> state_dict
 
 
 def train_setting(profile: Profile, ctx: DataContext, s: Setting, force: bool = False,
@@ -161,26 +157,15 @@ def train_setting(profile: Profile, ctx: DataContext, s: Setting, force: bool = 
 def claim_inputs(profile: Profile, ctx: DataContext, s: Setting, states: States, force: bool = False,
                  progress: bool = True) -> dict:
     """Every table the claims and controls read (names as ``kneelib.study.claims.claims_table`` takes
-    them), computed as 03-07 compute them, for the nets ``states`` of setting ``s``."""
+    them) for the nets ``states`` of setting ``s``: the functions of :mod:`kneelib.study.analyses` that
+    03-07 call, under the setting's profile, with the setting's policy runs kept in its own folder."""
     sp = setting_profile(profile, s)
-    seeds = sorted(states)
-    tables = distance_tables.distance_tables(states)
-    out: dict = {name: tables[name] for name in ("scratch_pairs", "finetune", "tissue")}
-    out["headline"] = {"by_seed": tables["headline"]}
-    specs: dict[NetSpec, dict[str, torch.Tensor]] = {
-        spec: states[spec.seed][spec.name] for seed in seeds for spec in nine_nets.all_specs(seed)}
-    out["per_scan"] = evaluate_nets(sp, ctx, specs)
-    null = distance_tables.null_table(sp, states[seeds[0]]["F(s)"])
-    out["null_ratio"] = controls.null_ratio_table(tables["scratch_pairs"], null)
-    out["aligned"] = controls.aligned_scratch_pairs(states)
-    out["cka"], _ = controls.cka_tables(states, cka_images(sp, ctx, sp.cka_slices), sp.depth)
-    images, _, _ = activation_inputs(sp, ctx, sp.activation_slices)
-    out["overlap"] = pd.concat([
-        overlap_table({n: activation_maps(model_from_state(st), images) for n, st in states[seed].items()},
-                      "correlation").assign(seed=seed) for seed in seeds], ignore_index=True)
-    out["policy"] = policy.run_policy(sp, ctx, policy.policy_runs(sp), force=force, progress=progress,
-                                      relocate=lambda job: relocate(profile, s, job))
-    return out
+    dist = analyses.distances(sp, states)
+    policy_table = analyses.policy_sweep(sp, ctx, force=force, progress=progress,
+                                         relocate=lambda job: relocate(profile, s, job))
+    return analyses.claim_tables(analyses.evaluation(sp, ctx, states), dist,
+                                 analyses.activations(sp, ctx, states).overlap,
+                                 analyses.controls(sp, ctx, states, dist), policy_table)
 
 
 def setting_margins(s: Setting, tables: dict, seeds: list[int], latent: str) -> pd.DataFrame:
@@ -255,25 +240,18 @@ def settings_table(profile: Profile, grid: list[Setting]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summary_markdown(ratios: pd.DataFrame, table: pd.DataFrame, grid: list[Setting]) -> str:
-    """A short paragraph, from the numbers, on what the recipe changes: the C3 ratio (fine-tuned to
-    base / to own scratch) per setting beside the paper's, how long the nets trained, and which
-    claims' verdicts flip (``ratios``: :func:`ratio_summary`; ``table``: :func:`robustness_table`)."""
-    labels = {s.name: s.label for s in grid}
-    parts = []
-    for r in ratios.itertuples():
-        interval = ("" if math.isnan(r.ratio_ci95_low)
-                    else f" (95% interval {r.ratio_ci95_low:.2f} to {r.ratio_ci95_high:.2f})")
-        parts.append(f"**{labels.get(r.setting, r.setting)}**: ratio {r.ratio_mean:.2f}{interval}, scratch nets "
-                     f"{r.scratch_epochs:.1f} epochs (best at {r.scratch_best_epoch:.1f}), fine-tuned "
-                     f"{r.finetune_epochs:.1f} (best at {r.finetune_best_epoch:.1f})")
-    paper = float(ratios.paper_ratio.iloc[0]) if len(ratios) else math.nan
-    verdicts = claims.robust_across_recipes(table, REFERENCE)
-    robust = [c for c, v in verdicts.items() if v == "yes"]
-    flips = [f"{c} {v[3:]}" for c, v in verdicts.items() if v.startswith("no")]
-    unanswered = [c for c, v in verdicts.items() if v == "n-a"]
-    return (f"The fine-tuned-to-base distance as a share of the fine-tuned-to-own-scratch distance (C3's ratio; "
-            f"the paper's is {paper:.2f}) per recipe: " + "; ".join(parts) + ". "
-            f"Verdicts (mean margin over seeds > 0) unchanged across recipes: {', '.join(robust) or 'none'}. "
-            f"Changed: {'; '.join(flips) or 'none'}."
-            + (f" Not answerable in every recipe: {', '.join(unanswered)}." if unanswered else ""))
+def robust_across_recipes(robustness: pd.DataFrame, reference: str = REFERENCE) -> dict[str, str]:
+    """Claim id -> "yes", "no (flips in: <settings>)" or "n-a", from a claim x setting table
+    (:func:`robustness_table`: columns setting, id, test, holds). A claim is robust when every setting
+    where it is answerable gives the verdict of the ``reference`` setting; "n-a" when the reference
+    setting cannot answer it or no other setting can."""
+    rows = robustness[robustness.test == "claim"] if "test" in robustness else robustness
+    out = {}
+    for claim_id, d in rows.groupby("id", sort=False):
+        verdicts = {r.setting: r.holds for r in d.itertuples() if r.holds in (True, False)}
+        if reference not in verdicts or len(verdicts) < 2:
+            out[claim_id] = "n-a"
+            continue
+        flips = [s for s, v in verdicts.items() if v != verdicts[reference]]
+        out[claim_id] = f"no (flips in: {', '.join(flips)})" if flips else "yes"
+    return out
