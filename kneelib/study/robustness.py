@@ -31,7 +31,7 @@ import pandas as pd
 from kneelib.compare import distance_tables
 from kneelib.compare.spread import interval95
 from kneelib.core import paths
-from kneelib.core.profiles import Profile, get_profile
+from kneelib.core.profiles import PROFILES, Profile, get_profile
 from kneelib.data.context import DataContext
 from kneelib.names import PAPER_HEADLINE
 from kneelib.nets.run import NetSpec, train_config
@@ -39,7 +39,6 @@ from kneelib.nets.train import TrainResult
 from kneelib.nets.workers import TrainJob, train_jobs
 from kneelib.study import analyses, claims, nine_nets
 
-PAPER_FINETUNE_LR = 1e-3  # docs/reference.md, "The reference recipe"
 REFERENCE = "recipe"      # the setting every other is compared with
 SETTING_NAMES = ("recipe", "ft_lr", "converge", "wide16")
 
@@ -61,7 +60,8 @@ def setting(profile: Profile, name: str) -> Setting:
         return Setting(name, f"recipe: lr {p.lr:g} / ft {p.finetune_lr:g}, {p.max_epochs} epochs, "
                              f"{p.base_filters} filters")
     if name == "ft_lr":
-        return Setting(name, f"fine-tune lr {PAPER_FINETUNE_LR:g}", (("finetune_lr", PAPER_FINETUNE_LR),))
+        paper_lr = PROFILES["paper"].finetune_lr  # the reference recipe's (docs/reference.md), written once
+        return Setting(name, f"fine-tune lr {paper_lr:g}", (("finetune_lr", paper_lr),))
     if name == "converge":
         cap, patience = p.robustness_epoch_cap, p.robustness_patience
         extra = (("finetune_max_epochs", cap),) if p.finetune_max_epochs is not None else ()
