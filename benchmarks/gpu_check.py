@@ -645,8 +645,8 @@ def part_infer(args: argparse.Namespace, sizes: Sizes, device: torch.device, rep
 
 
 def goals(parts: dict[str, Any]) -> dict[str, Any]:
-    """The issue's goals (on one H100): the suite's step >= 1,000 slices/s and >= 2x the plain fp32 loop;
-    the loader never the bottleneck (steady step with it within 5 % of the step on preloaded tensors)."""
+    """The targets this check tests, set for one H100: the suite's step >= 1,000 slices/s and >= 2x the plain fp32
+    loop; the loader never the bottleneck (steady step with it within 5 % of the step on preloaded tensors)."""
     loops = {**parts.get("step", {}).get("loops", {}), **parts.get("compile", {}).get("loops", {})}
     rates = {k: v["slices_per_s"] for k, v in loops.items() if "slices_per_s" in v}
     out: dict[str, Any] = {}
