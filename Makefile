@@ -38,7 +38,7 @@ robustness: setup
 	$(PY) -m kneelib reproduce --profile robustness --only 08
 
 # The paper's shapes (34.6 M-parameter nets, 384 x 384 slices, 1024-channel controls) with few subjects,
-# slices and steps: proves the full-size code path on a CPU (README, "Run times").
+# slices and steps: proves the full-size code path on a CPU (docs/measurements.md, "The paper's shapes on a CPU").
 smoke-paper: setup
 	$(PY) -m kneelib reproduce --profile paper_smoke
 

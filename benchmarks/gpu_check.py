@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-for _folder in (REPO_ROOT, REPO_ROOT / "benchmarks"):  # kneelib and synthetic_slices, from a plain copy of the repo
+for _folder in (REPO_ROOT, REPO_ROOT / "benchmarks"):  # kneelib and training_loops, from a plain copy of the repo
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))
 
@@ -60,16 +60,23 @@ import kneelib  # noqa: E402  (sets OMP_WAIT_POLICY before torch is imported)
 
 # isort: split
 import torch  # noqa: E402
-from synthetic_slices import Preloaded, phantom_like  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+from training_loops import (  # noqa: E402
+    TISSUE,
+    Preloaded,
+    grad_scaler,
+    phantom_like,
+    plain_loop,
+    step_config,
+    step_flops,
+    suite_loop,
+)
 
 from kneelib.core.atomic import write_json, write_text  # noqa: E402
 from kneelib.nets import train  # noqa: E402
-from kneelib.nets.losses import soft_dice_loss  # noqa: E402
+from kneelib.nets.train import TrainConfig  # noqa: E402
 from kneelib.nets.unet import UNet2D  # noqa: E402
 
 PARTS = ("env", "step", "train", "infer", "compile")
-TISSUE = "femoral_cartilage"
 # Packages the suite depends on that a lent GPU machine lacks; none may be imported here.
 NOT_ON_DEVICE = ("medpy", "plotly", "kaleido", "papermill", "ipywidgets", "anywidget", "ipykernel",
                  "nbconvert", "nbformat", "jupytext")
@@ -282,29 +289,15 @@ def part_env(args: argparse.Namespace, sizes: Sizes, device: torch.device, repor
     return info
 
 
-# ----------------------------------------------------------------------------- inputs
-
-
+def config(sizes: Sizes, precision: str = "auto") -> TrainConfig:
+    """The suite's config for the check's net, slice size and batch (training_loops.step_config)."""
+    return step_config(sizes.depth, sizes.filters, sizes.size, sizes.batch, precision)
 
 
 def peak_flops(args: argparse.Namespace, sizes: Sizes, device: torch.device) -> tuple[float, str]:
     if getattr(args, "peak", None) is None:  # the env part did not run in this process
         args.peak = peak(device, sizes.matmul_n)
     return args.peak
-
-
-def step_flops(sizes: Sizes, device: torch.device) -> tuple[int, int]:
-    """FLOPs of one forward, and of one forward + backward, of a batch (FlopCounterMode: 2 per
-    multiply-add of convolutions, transposed convolutions and their gradients; Adam not counted)."""
-    model = UNet2D(sizes.depth, sizes.filters, seed=0).to(device)
-    x = torch.randn(sizes.batch, 1, sizes.size, sizes.size, device=device)
-    y = (torch.rand(sizes.batch, 1, sizes.size, sizes.size, device=device) > 0.9).float()
-    with FlopCounterMode(display=False) as counter:
-        loss = soft_dice_loss(model(x), y, reduction="batch")
-    forward = counter.get_total_flops()
-    with FlopCounterMode(display=False) as counter:
-        loss.backward()
-    return forward, forward + counter.get_total_flops()
 
 
 # ----------------------------------------------------------------------------- 2. the step
@@ -362,48 +355,15 @@ def maybe_compile(model: torch.nn.Module, mods: set[str]) -> torch.nn.Module:
     return model
 
 
-def plain_loop(spec_mods: set[str], sizes: Sizes, data: Preloaded, device: torch.device) -> Callable[[], None]:
-    """The loop a user would write, fp32 by default; each modifier turns on one technique."""
-    channels_last = "channels_last" in spec_mods
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = UNet2D(sizes.depth, sizes.filters, seed=0).to(device).to(memory_format=fmt)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.99, 0.995), eps=1e-8,
-                           **({"fused": True} if "fused_adam" in spec_mods else {}))
-    dtype = torch.bfloat16 if "bf16" in spec_mods else None
-    net = maybe_compile(model, spec_mods)
-    images, masks = data.images, data.masks.float()
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-
-    def run() -> None:
-        model.train()
-        for start in range(0, len(images), sizes.batch):
-            x, y = images[start:start + sizes.batch], masks[start:start + sizes.batch]
-            opt.zero_grad()
-            with train.autocast(device, dtype):
-                loss = soft_dice_loss(net(x), y, reduction="batch")
-            loss.backward()
-            opt.step()
-
-    return run
-
-
-def suite_loop(spec_mods: set[str], sizes: Sizes, data: Preloaded, device: torch.device) -> Callable[[], None]:
-    """kneelib's own step, set up as :func:`kneelib.nets.train.fit` sets it up."""
-    cfg = train.TrainConfig(tissue=TISSUE, depth=sizes.depth, base_filters=sizes.filters, slice_size=sizes.size,
-                            batch_size=sizes.batch, precision="fp32" if "fp32" in spec_mods else "auto")
-    model = train.build_model(cfg, None).to(device).to(memory_format=torch.channels_last)
-    opt = train.make_optimizer(model, cfg)
-    dtype = train.autocast_dtype(cfg.precision, device)
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 and device.type == "cuda" else None
-    net = maybe_compile(model, spec_mods)
-    order = torch.arange(len(data), device=data.images.device)
-
-    def run() -> None:
-        batches = train.iterate_batches(data, order, cfg.batch_size)
-        train.train_epoch(net, opt, batches, device, dtype, scaler, loss_reduction=cfg.loss_reduction)
-
-    return run
+def make_loop(spec: str, sizes: Sizes, data: Preloaded, device: torch.device) -> Callable[[], None]:
+    """The loop a variant names: training_loops' plain or suite loop with its modifiers."""
+    base, mods = parse_variant(spec)
+    cfg = config(sizes, "fp32" if "fp32" in mods else "auto")
+    wrap = lambda model: maybe_compile(model, mods)  # noqa: E731
+    if base == "suite":
+        return suite_loop(cfg, data, device, wrap=wrap)
+    return plain_loop(cfg, data, device, channels_last="channels_last" in mods,
+                      dtype=torch.bfloat16 if "bf16" in mods else None, fused="fused_adam" in mods, wrap=wrap)
 
 
 def skip_reason(spec: str, device: torch.device, forced: bool) -> str | None:
@@ -418,12 +378,12 @@ def skip_reason(spec: str, device: torch.device, forced: bool) -> str | None:
 def measure_loop(spec: str, sizes: Sizes, data: Preloaded, device: torch.device,
                  per_slice_flops: float, peak: float, report: Report, tag: str) -> dict[str, Any]:
     """Warm up, then ``repeats`` timed repeats of ``steps`` optimizer steps; median slices/s."""
-    base, mods = parse_variant(spec)
+    _, mods = parse_variant(spec)
     result: dict[str, Any] = {"variant": spec, "what": describe(spec)}
     reset_memory(device)
     try:
         with backend_flags(mods):
-            run = (plain_loop if base == "plain" else suite_loop)(mods, sizes, data, device)
+            run = make_loop(spec, sizes, data, device)
             warmup_s = sum(timed(run, device) for _ in range(sizes.warmup))
             times = [timed(run, device) for _ in range(sizes.repeats)]
     except Exception as e:  # one failing loop must not cost the others' figures
@@ -452,7 +412,7 @@ def run_loops(args: argparse.Namespace, sizes: Sizes, device: torch.device, repo
               variants: list[str], tag: str, budget: bool) -> dict[str, Any]:
     data = phantom_like(sizes.batch * sizes.steps, sizes.size)
     data = Preloaded(data.images.to(device), data.masks.to(device))
-    forward, flops = step_flops(sizes, device)
+    forward, flops = step_flops(config(sizes), device)
     per_slice = flops / sizes.batch
     peak, peak_dtype = peak_flops(args, sizes, device)
     report.log(f"[{tag}] UNet2D(depth={sizes.depth}, base_filters={sizes.filters}), {sizes.size} x {sizes.size}, "
@@ -588,12 +548,11 @@ def part_train(args: argparse.Namespace, sizes: Sizes, device: torch.device, rep
     report.log(f"[train] {len(records)} phantom scans of {' x '.join(map(str, sizes.volume))} in {phantoms_s:.1f} s, "
                f"slice caches in {cache_s:.1f} s: {len(lazy)} slices of {sizes.size} x {sizes.size}")
 
-    cfg = train.TrainConfig(tissue=TISSUE, depth=sizes.depth, base_filters=sizes.filters, slice_size=sizes.size,
-                            batch_size=sizes.batch)  # the paper recipe: lr 1e-3, batch soft Dice, no head bias
+    cfg = config(sizes)  # the paper recipe at the check's sizes
     model = train.build_model(cfg, None).to(device).to(memory_format=torch.channels_last)
     opt, dtype = train.make_optimizer(model, cfg), train.autocast_dtype(cfg.precision, device)
     sched = train.make_scheduler(opt, cfg)
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 and device.type == "cuda" else None
+    scaler = grad_scaler(dtype, device)
     steps_per_epoch = len(lazy) // sizes.batch
     if steps_per_epoch < 1:
         raise ValueError(f"{len(lazy)} slices make no batch of {sizes.batch}")
@@ -686,8 +645,8 @@ def part_infer(args: argparse.Namespace, sizes: Sizes, device: torch.device, rep
 
 
 def goals(parts: dict[str, Any]) -> dict[str, Any]:
-    """The issue's goals (on one H100): the suite's step >= 1,000 slices/s and >= 2x the plain fp32 loop;
-    the loader never the bottleneck (steady step with it within 5 % of the step on preloaded tensors)."""
+    """The targets this check tests, set for one H100: the suite's step >= 1,000 slices/s and >= 2x the plain fp32
+    loop; the loader never the bottleneck (steady step with it within 5 % of the step on preloaded tensors)."""
     loops = {**parts.get("step", {}).get("loops", {}), **parts.get("compile", {}).get("loops", {})}
     rates = {k: v["slices_per_s"] for k, v in loops.items() if "slices_per_s" in v}
     out: dict[str, Any] = {}

@@ -25,6 +25,10 @@ What is compared:
 4. the data path alone: a lazy :class:`kneelib.data.slices.SliceDataset` (slice cache of a small
    phantom or h5py-written IWOAI-format scan) through a DataLoader, and the preloaded one
    through ``iterate_batches``, in slices/s, to show the loader is never the bottleneck.
+
+Both loops, their config and the FLOP count come from ``training_loops.py``, which ``gpu_check.py`` uses too: the
+``paper`` profile's recipe (learning rate, Adam constants, loss reduction) at the net and slice size given here,
+built by :func:`kneelib.nets.run.train_config` as the suite builds it.
 """
 
 from __future__ import annotations
@@ -40,23 +44,25 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
-from synthetic_slices import Preloaded, phantom_like
 from torch.utils.data import DataLoader
-from torch.utils.flop_counter import FlopCounterMode
+from training_loops import (
+    RECIPE_PROFILE,
+    TISSUE,
+    Preloaded,
+    phantom_like,
+    plain_loop,
+    step_config,
+    step_flops,
+    suite_loop,
+)
 
 from kneelib.nets import train
-from kneelib.nets.losses import soft_dice_loss
-from kneelib.nets.unet import UNet2D
+from kneelib.nets.train import TrainConfig
 
 CPU = torch.device("cpu")
 
 
-# ------------------------------------------------------------------ inputs
-
-
-
-
-# ------------------------------------------------------------------ the loops
+# ------------------------------------------------------------------ timing
 
 
 class Loop:
@@ -77,57 +83,9 @@ class Loop:
         return statistics.median(self.rates)
 
 
-def plain_loop(args: argparse.Namespace, data: Preloaded, channels_last: bool = False,
-               dtype: torch.dtype | None = None, fused: bool = False, set_to_none: bool = False) -> Callable[[], None]:
-    """The loop a user would write; the options turn on one suite technique at a time."""
-    model = UNet2D(args.depth, args.filters, seed=0)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.99, 0.995), eps=1e-8,
-                           **({"fused": True} if fused else {}))
-    images, masks = data.images, data.masks.float()
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-
-    def run() -> None:
-        model.train()
-        for start in range(0, len(images), args.batch):
-            x, y = images[start:start + args.batch], masks[start:start + args.batch]
-            opt.zero_grad(set_to_none=set_to_none) if set_to_none else opt.zero_grad()
-            with train.autocast(CPU, dtype):
-                loss = soft_dice_loss(model(x), y)
-            loss.backward()
-            opt.step()
-
-    return run
-
-
-def suite_loop(args: argparse.Namespace, data: Preloaded, dtype: torch.dtype | None) -> Callable[[], None]:
-    """kneelib.nets.train's own step: train_epoch over iterate_batches, model in channels_last."""
-    cfg = train.TrainConfig(tissue="femoral_cartilage", depth=args.depth, base_filters=args.filters,
-                            slice_size=args.size, batch_size=args.batch)
-    model = train.build_model(cfg, None).to(memory_format=torch.channels_last)
-    opt = train.make_optimizer(model, cfg)
-    order = torch.arange(len(data))
-
-    def run() -> None:
-        train.train_epoch(model, opt, train.iterate_batches(data, order, args.batch), CPU, dtype, None)
-
-    return run
-
-
-def step_flops(args: argparse.Namespace) -> tuple[int, int]:
-    """FLOPs of one forward, and of one forward + backward, of a batch (FlopCounterMode: 2 per
-    multiply-add; convolutions, transposed convolutions and their gradients only)."""
-    model = UNet2D(args.depth, args.filters, seed=0)
-    x = torch.randn(args.batch, 1, args.size, args.size)
-    y = (torch.rand(args.batch, 1, args.size, args.size) > 0.9).float()
-    with FlopCounterMode(display=False) as counter:
-        loss = soft_dice_loss(model(x), y)
-    forward = counter.get_total_flops()
-    with FlopCounterMode(display=False) as counter:
-        loss.backward()
-    return forward, forward + counter.get_total_flops()
+def config(args: argparse.Namespace) -> TrainConfig:
+    """The suite's config for the net, slice size and batch of the command line."""
+    return step_config(args.depth, args.filters, args.size, args.batch)
 
 
 def with_threads(run: Callable[[], None], threads: int) -> Callable[[], None]:
@@ -158,7 +116,7 @@ def measure(loops: list[Loop], warmup: int, repeats: int) -> None:
 def _parallel_worker(args: argparse.Namespace, threads: int, seed: int, barrier, results) -> None:
     torch.set_num_threads(threads)
     data = phantom_like(args.batch * args.steps, args.size, seed=seed)
-    run = suite_loop(args, data, train.autocast_dtype("auto", CPU))
+    run = suite_loop(config(args), data, CPU)
     for _ in range(args.warmup):
         run()
     barrier.wait()  # every worker starts timing together
@@ -246,8 +204,8 @@ def loader_rates(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         records, source = scan_records(root / "data", args.size, args.loader_depth)
-        lazy = SliceDataset(records, root / "data", "femoral_cartilage", args.size, root / "cache")
-        pre = SliceDataset(records, root / "data", "femoral_cartilage", args.size, root / "cache", preload=True)
+        lazy = SliceDataset(records, root / "data", TISSUE, args.size, root / "cache")
+        pre = SliceDataset(records, root / "data", TISSUE, args.size, root / "cache", preload=True)
         n = len(lazy)
         print(f"\ndata path ({source}: {n} slices of {args.size}x{args.size}, batch {args.batch}), "
               f"median of {args.repeats}:")
@@ -306,7 +264,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if args.size % 2 ** (args.depth - 1):
         raise SystemExit(f"--size must be divisible by 2**(depth-1) = {2 ** (args.depth - 1)}")
-    auto = train.autocast_dtype("auto", CPU)
+    cfg = config(args)
+    auto = train.autocast_dtype(cfg.precision, CPU)
     native_bf16 = train._cpu_has_bf16()
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads, "
@@ -316,30 +275,31 @@ def main(argv: list[str] | None = None) -> None:
     print(f"load average {load} on {os.cpu_count()} CPUs; OMP_WAIT_POLICY={wait_policy}")
     print(f"UNet2D(depth={args.depth}, base_filters={args.filters}), {args.size}x{args.size}, batch {args.batch}, "
           f"{args.steps} steps x {args.repeats} repeats (+{args.warmup} warm-up), medians")
-    print(f"suite precision: autocast_dtype('auto') = {auto}")
+    print(f"recipe of profile {RECIPE_PROFILE!r} via train_config: lr {cfg.lr}, soft Dice reduction "
+          f"{cfg.loss_reduction!r}; suite precision: autocast_dtype({cfg.precision!r}) = {auto}")
 
     if args.loader_only:
         loader_rates(args)
         return
     data = phantom_like(args.batch * args.steps, args.size)
     slices = len(data)
-    loops = [Loop("plain fp32 loop (NCHW, zero_grad(), Adam)", plain_loop(args, data), slices),
-             Loop(f"suite loop (train_epoch, channels_last, {auto or 'fp32'})", suite_loop(args, data, auto), slices)]
+    loops = [Loop("plain fp32 loop (NCHW, zero_grad(), Adam)", plain_loop(cfg, data, CPU), slices),
+             Loop(f"suite loop (train_epoch, channels_last, {auto or 'fp32'})", suite_loop(cfg, data, CPU), slices)]
     if args.variants:
         loops += [
-            Loop("plain + channels_last", plain_loop(args, data, channels_last=True), slices),
-            Loop("plain + zero_grad(set_to_none=True)", plain_loop(args, data, set_to_none=True), slices),
-            Loop("plain + fused Adam", plain_loop(args, data, fused=True), slices),
+            Loop("plain + channels_last", plain_loop(cfg, data, CPU, channels_last=True), slices),
+            Loop("plain + zero_grad(set_to_none=True)", plain_loop(cfg, data, CPU, set_to_none=True), slices),
+            Loop("plain + fused Adam", plain_loop(cfg, data, CPU, fused=True), slices),
             Loop("plain + channels_last + fused Adam",
-                 plain_loop(args, data, channels_last=True, fused=True, set_to_none=True), slices),
+                 plain_loop(cfg, data, CPU, channels_last=True, fused=True, set_to_none=True), slices),
         ]
         if torch.get_num_threads() > 1:
-            loops += [Loop("plain, 1 thread", with_threads(plain_loop(args, data), 1), slices),
-                      Loop("suite, 1 thread", with_threads(suite_loop(args, data, auto), 1), slices)]
+            loops += [Loop("plain, 1 thread", with_threads(plain_loop(cfg, data, CPU), 1), slices),
+                      Loop("suite, 1 thread", with_threads(suite_loop(cfg, data, CPU), 1), slices)]
     measure(loops, args.warmup, args.repeats)
     if args.bf16:
         if native_bf16:
-            bf16 = Loop("channels_last + bf16 autocast", plain_loop(args, data, channels_last=True,
+            bf16 = Loop("channels_last + bf16 autocast", plain_loop(cfg, data, CPU, channels_last=True,
                                                                        dtype=torch.bfloat16), slices)
             measure([bf16], args.warmup, args.repeats)
         else:
@@ -347,11 +307,11 @@ def main(argv: list[str] | None = None) -> None:
                   "runs emulated and is far slower than fp32; timing one step of one batch only", flush=True)
             one = Preloaded(data.images[:args.batch], data.masks[:args.batch])
             bf16 = Loop("channels_last + bf16 autocast (emulated)",
-                        plain_loop(args, one, channels_last=True, dtype=torch.bfloat16), len(one))
+                        plain_loop(cfg, one, CPU, channels_last=True, dtype=torch.bfloat16), len(one))
             measure([bf16], 0, 1)
         loops.append(bf16)
 
-    forward, flops = step_flops(args)
+    forward, flops = step_flops(cfg, CPU)
     per_slice = flops / args.batch
     print(f"\nFLOPs per training step, counted with FlopCounterMode over one forward + backward: "
           f"{flops / 1e9:.2f} GFLOP ({per_slice / 1e9:.3f} GFLOP/slice; forward alone {forward / 1e9:.2f}, "

@@ -1,4 +1,4 @@
-"""``python -m kneelib reproduce --profile demo``: see kneelib.runner."""
+"""``python -m kneelib reproduce --profile demo``: see kneelib.report.runner."""
 
 import sys
 

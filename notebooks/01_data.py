@@ -21,7 +21,7 @@
 # cartilage, tibial cartilage and meniscus masks, tissue volumes, and the subject-wise split.
 
 # %% tags=["parameters"]
-profile = "demo"   # tiny | demo | paper (kneelib.core.profiles)
+profile = "demo"   # tiny | demo | paper_smoke | paper (kneelib.core.profiles)
 data_root = ""     # real IWOAI data root (train/ valid/ test/); "" uses $KNEELIB_DATA_ROOT, else phantoms
 overrides = {}     # profile fields to override, e.g. {"max_epochs": 5, "seeds": [0, 1, 2]}
 force = False      # retrain networks even when a finished run with the same inputs exists

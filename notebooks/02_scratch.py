@@ -22,7 +22,7 @@
 # config, data and code are unchanged.
 
 # %% tags=["parameters"]
-profile = "demo"   # tiny | demo | paper (kneelib.core.profiles)
+profile = "demo"   # tiny | demo | paper_smoke | paper (kneelib.core.profiles)
 data_root = ""     # real IWOAI data root (train/ valid/ test/); "" uses $KNEELIB_DATA_ROOT, else phantoms
 overrides = {}     # profile fields to override, e.g. {"max_epochs": 5, "seeds": [0, 1, 2]}
 force = False      # retrain networks even when a finished run with the same inputs exists
@@ -76,7 +76,7 @@ evaluate.summarize_metrics(per_scan).round(3)
 # %% [markdown]
 # ## Files written
 #
-# - `outputs/<profile>/models/seed<k>/<tissue>__scratch/{best,last}.pt`
+# - `outputs/<profile>/models/seed<k>/<tissue>__scratch/best.pt` (and `last.pt`, to resume, while a net trains)
 # - `outputs/<profile>/results/history_scratch.csv`, `test_metrics_scratch.csv`
 # - `outputs/<profile>/figures/learning_curves_scratch.{html,png}`
 #

@@ -21,7 +21,7 @@
 # evaluated on the test split (Fig. 2).
 
 # %% tags=["parameters"]
-profile = "demo"   # tiny | demo | paper (kneelib.core.profiles)
+profile = "demo"   # tiny | demo | paper_smoke | paper (kneelib.core.profiles)
 data_root = ""     # real IWOAI data root (train/ valid/ test/); "" uses $KNEELIB_DATA_ROOT, else phantoms
 overrides = {}     # profile fields to override, e.g. {"max_epochs": 5, "seeds": [0, 1, 2]}
 force = False      # retrain networks even when a finished run with the same inputs exists
@@ -81,7 +81,7 @@ summary.round(3)
 #
 # ## Files written
 #
-# - `outputs/<profile>/models/seed<k>/<tissue>__from_<base>/{best,last}.pt`
+# - `outputs/<profile>/models/seed<k>/<tissue>__from_<base>/best.pt` (and `last.pt`, to resume, while a net trains)
 # - `outputs/<profile>/results/test_metrics.csv`, `fig2_performance_table.csv`, `history_all.csv`
 # - `outputs/<profile>/figures/fig2_performance.{html,png}`, `learning_curves_all.{html,png}`
 #

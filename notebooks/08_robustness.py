@@ -24,7 +24,7 @@
 # - **wide16** (opt-in, `--set 'robustness_settings=["recipe","ft_lr","converge","wide16"]'`): 16 base filters.
 
 # %% tags=["parameters"]
-profile = "robustness"  # tiny | demo | robustness | paper (kneelib.core.profiles)
+profile = "robustness"  # tiny | demo | robustness | paper_smoke | paper (kneelib.core.profiles)
 data_root = ""     # real IWOAI data root (train/ valid/ test/); "" uses $KNEELIB_DATA_ROOT, else phantoms
 overrides = {}     # profile fields to override, e.g. {"max_epochs": 5, "seeds": [0, 1, 2]}
 force = False      # retrain networks even when a finished run with the same inputs exists

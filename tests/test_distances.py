@@ -1,4 +1,4 @@
-"""Hand-computable checks of kneelib.distances."""
+"""Hand-computable checks of kneelib.compare.distances."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 Every table 04 and 06 save carries a ``seed`` column with one row per (seed, pair, layer group);
 :func:`seed_summary` collapses the seeds into one row per (pair, layer group) so that a reader sees
-how much a distance moves when only the random seed changes (issue 5, section 1).
+how much a distance moves when only the random seed changes: a difference between two nets, or
+between this run and the paper, means something only where it is larger than that.
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
 """Profiles: named parameter sets over one code path.
 
 - ``tiny``: the whole notebook suite in about two minutes, for tests.
-- ``demo``: the README's main job on a 2-core CPU (synthetic phantoms).
+- ``demo``: the README's main job on a 2-core CPU (synthetic phantoms): 01-07 in about 45 minutes
+  (docs/measurements.md, "Run times").
 - ``robustness``: the demo's recipe and data for 08_robustness (the nets retrained under a grid of recipes).
 - ``paper``: real OAI data at full size with the reference net and recipe (docs/reference.md,
   "The reference U-Net" and "The reference recipe"), on a GPU.
 - ``paper_smoke``: ``paper``'s shapes (34.6 M-parameter net, 384 x 384 slices and phantoms, 1024-channel
   latent level, the slice cache read lazily) with only the time-costly counts cut, so 01-07 run on a 2-core CPU
-  in under 30 minutes (``make smoke-paper``, README "Run times").
+  in under 30 minutes (``make smoke-paper``, docs/measurements.md).
 
 Every notebook takes ``profile`` as a papermill parameter plus overrides of any field below,
 e.g. ``get_profile("demo", max_epochs=5)``.
@@ -93,7 +94,7 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "paper": Profile(name="paper"),
-    # Sized for a 2-core CPU: 96 x 96 slices, 8 base filters, 3 seeds, about 23 minutes for 01-07 (README).
+    # Sized for a 2-core CPU: 96 x 96 slices, 8 base filters, 3 seeds, 01-07 in about 45 minutes (docs/measurements.md).
     "demo": Profile(
         name="demo", subjects={"train": 6, "valid": 2, "test": 2}, volume_shape=(96, 96, 24),
         slice_size=96, depth=6, base_filters=8, batch_size=8, max_epochs=6, patience=3,

@@ -33,7 +33,7 @@ class DataContext:
     records: tuple[manifest.ScanRecord, ...]
     manifest_hash: str              # sha256 of the manifest: the data's identity in provenance
     source: str                     # "phantom" or "real"
-    cache_dir: Path                 # slice-major caches (kneelib.data.build_slice_cache)
+    cache_dir: Path                 # slice-major caches (kneelib.data.slices.build_slice_cache)
 
     def split(self, name: str) -> list[manifest.ScanRecord]:
         return manifest.split_records(list(self.records), name)

@@ -22,8 +22,8 @@ z medial), rotated by a few degrees against the image grid. Everything is a vect
 the voxel centres, so the same subject renders at any matrix size.
 
 Sizes are fractions of the field of view, not real millimetres: cartilage is deliberately about
-two times thicker than in real knees (about 5 mm, 4-6 voxels at 128 px, 1-2 voxels at 32 px) and
-the menisci are large, so the small CPU profiles (128 x 128 demo, 32 x 32 tests) still resolve
+two times thicker than in real knees (about 5 mm, 3-4.5 voxels at 96 px, 1-2 voxels at 32 px) and
+the menisci are large, so the small CPU profiles (96 x 96 demo, 32 x 32 tests) still resolve
 every tissue. Contrast is DESS-like: fluid brightest, cartilage bright, fat moderately bright,
 muscle and marrow intermediate, menisci, tendons, ligaments and cortical bone dark. A smooth coil
 bias field, tissue texture, a small Gaussian blur (partial volume) and Rician noise follow.

@@ -72,7 +72,7 @@ class UpLevel(ConvPair):
 
 
 class UNet2D(nn.Module):
-    """Single-class 2D U-Net; the reference is ``depth=6, base_filters=32`` (about 31 M weights).
+    """Single-class 2D U-Net; the reference is ``depth=6, base_filters=32`` (34,591,777 weights).
 
     Args:
         depth: number of encoder levels (``enc_layer1..depth``); the decoder has depth-1.

@@ -25,7 +25,7 @@ from traitlets import CaselessStrEnum
 
 from kneelib.core import paths, progress
 from kneelib.core.atomic import write_json
-from kneelib.core.profiles import get_profile
+from kneelib.core.profiles import PROFILES, get_profile
 
 NOTEBOOKS = ("01_data", "02_scratch", "03_finetune", "04_distances", "05_activations", "06_controls", "07_policy",
              "08_robustness")
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kneelib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="run the notebook suite with papermill")
-    rep.add_argument("--profile", default="demo", help="tiny | demo | robustness | paper")
+    rep.add_argument("--profile", default="demo", help=" | ".join(PROFILES))
     rep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a profile parameter, e.g. --set max_epochs=5 --set seeds=[0,1,2]")
     rep.add_argument("--data-root", default=os.environ.get(paths.DATA_ROOT_ENV, ""),

@@ -1,3 +1,5 @@
+"""kneelib.compare.distance_tables: the per-seed distance tables summarized over seeds."""
+
 import pandas as pd
 import pytest
 
