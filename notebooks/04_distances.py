@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 04 · Distances between the nine networks' weights (Fig. 3a, 3b, 4)
+# # 04 · Distances between the networks' weights (Fig. 3a, 3b, 4)
 #
 # The paper's measure: the average Euclidean (L2) distance between corresponding convolution kernels
 # of two networks, per layer group and over the whole network
@@ -36,9 +36,10 @@ from kneelib.report.notebook import notebook_setup
 P, ctx, FIGURES, RESULTS = notebook_setup(profile, data_root, overrides)
 
 # %% [markdown]
-# ## The nine networks
+# ## The networks
 #
-# Loaded from 02/03 (trained here if missing, reused when unchanged).
+# One scratch net per tissue and one per ordered pair of tissues (nine for the paper's three), loaded
+# from 02/03 (trained here if missing, reused when unchanged).
 
 # %%
 from kneelib import names
@@ -60,11 +61,11 @@ print("nets:", list(first))
 # Every table carries a `seed` column; figures show the mean over seeds.
 
 # %%
-tables = distance_tables.distance_tables(states)
+tables = distance_tables.distance_tables(states, tissues=P.tissues)
 for name in ("scratch_pairs", "finetune", "tissue"):
     results.save_table(tables[name], RESULTS, claims.RESULT_FILES[name], meta)
 results.save_json(tables["headline"], RESULTS, "distances_headline", meta)
-null = distance_tables.null_table(P, first["F(s)"])
+null = distance_tables.null_table(P, first[names.net_name(P.tissues[0])])
 results.save_table(null, RESULTS, "distances_null", meta)
 null.round(5)
 

@@ -41,6 +41,7 @@ from kneelib.report.notebook import notebook_setup
 P, ctx, FIGURES, RESULTS = notebook_setup(profile, data_root, overrides)
 
 # %%
+from kneelib import names
 from kneelib.compare import distance_tables
 from kneelib.core import results
 from kneelib.core.provenance import provenance
@@ -50,8 +51,9 @@ from kneelib.study import claims, controls, nine_nets
 
 states = nine_nets.states_by_seed(P, ctx, force=force)
 meta = provenance(P, ctx.manifest_hash, seed=list(P.seeds))
-tables = distance_tables.distance_tables(states)
-null = distance_tables.null_table(P, states[P.seeds[0]]["F(s)"])
+tables = distance_tables.distance_tables(states, tissues=P.tissues)
+scratch = names.scratch_nets(P.tissues)  # F(s), T(s), M(s) for the paper's tissues
+null = distance_tables.null_table(P, states[P.seeds[0]][scratch[0]])
 
 # %% [markdown]
 # ## 1. Distances relative to the untrained null
@@ -72,7 +74,7 @@ null_ratio.pivot_table(index="group", columns="seed", values="ratio", sort=False
 # Scale-free variants: relative distance ||w_a - w_b|| / ||w_a|| and cosine distance, per kernel.
 
 # %%
-scale_free = controls.scale_free_tables(states)
+scale_free = controls.scale_free_tables(states, P.tissues)
 results.save_table(scale_free, RESULTS, "controls_scale_free", meta)
 scale_free.pivot_table(index="group", columns=["comparison", "scale"], values="distance", sort=False).round(3)
 
@@ -80,7 +82,7 @@ scale_free.pivot_table(index="group", columns=["comparison", "scale"], values="d
 # ## 2. After aligning hidden units
 
 # %%
-aligned = controls.aligned_scratch_pairs(states)
+aligned = controls.aligned_scratch_pairs(states, P.tissues)
 results.save_table(aligned, RESULTS, claims.RESULT_FILES["aligned"], meta)
 long = aligned.melt(id_vars=["seed", "pair", "group"], value_vars=["raw", "aligned"], var_name="kind",
                     value_name="distance").assign(pair=lambda d: d.pair + " (" + d.kind + ")")
@@ -97,7 +99,7 @@ aligned.groupby("group", sort=False)[["raw", "aligned"]].mean()
 from kneelib.data.context import cka_images
 
 images = cka_images(P, ctx, P.cka_slices)
-cka, grams = controls.cka_tables(states, images, P.depth)
+cka, grams = controls.cka_tables(states, images, P.depth, P.tissues)
 results.save_table(cka, RESULTS, claims.RESULT_FILES["cka"], meta)
 per_depth = cka.assign(distance=cka.cka)
 fig = distance_plots.figure_group_distances(per_depth[per_depth.comparison != "own_scratch"], P.depth,
@@ -106,8 +108,9 @@ fig.update_yaxes(type="linear", title_text="linear CKA (debiased)")
 save_figure(fig, FIGURES, "controls_cka_per_depth")
 fig.show()
 seed = P.seeds[0]
-fig = distance_plots.figure_cka_heatmap(controls.cka_heatmap(grams[seed]["F(s)"], grams[seed]["T(s)"], P.depth),
-                                        "Layer-by-layer CKA: F(s) (rows) vs T(s) (columns)")
+# The first two tissues' scratch nets: F(s) vs T(s) for the paper's (the file name keeps F_T for any tissues).
+fig = distance_plots.figure_cka_heatmap(controls.cka_heatmap(grams[seed][scratch[0]], grams[seed][scratch[1]], P.depth),
+                                        f"Layer-by-layer CKA: {scratch[0]} (rows) vs {scratch[1]} (columns)")
 save_figure(fig, FIGURES, "controls_cka_heatmap_F_T")
 fig.show()
 

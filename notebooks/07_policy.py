@@ -80,7 +80,7 @@ table.groupby(["steps", "strategy", "fraction"], as_index=False)[["epochs", "opt
 
 # %%
 states = nine_nets.states_by_seed(P, ctx)  # the source nets' tissue distances, as in 04
-tissue = distance_tables.distance_tables(states)["tissue"]
+tissue = distance_tables.distance_tables(states, tissues=P.tissues)["tissue"]
 ranking = policy.source_ranking(table, tissue)
 results.save_table(ranking, RESULTS, "policy_source_ranking", meta)
 ranking

@@ -146,16 +146,6 @@ def test_closed_form_matches_empirical_null() -> None:
 # ----------------------------------------------------------------------------- named nets
 
 
-def test_net_names() -> None:
-    assert D.net_name("tibial_cartilage") == "T(s)"
-    assert D.net_name("tibial_cartilage", base="femoral_cartilage") == "T|F(s)"
-    assert D.net_name("M", "F") == "M|F(s)"
-    with pytest.raises(ValueError):
-        D.net_name("patellar_cartilage")
-    with pytest.raises(ValueError):
-        D.net_name("F", "F")
-
-
 def scalar_nets() -> dict[str, dict[str, torch.Tensor]]:
     """Nine one-weight nets (1x1 kernel, so distance = |a - b|): scratch F=0, T=10, M=20."""
     scratch = {"F": 0.0, "T": 10.0, "M": 20.0}
