@@ -49,7 +49,7 @@ from torch.utils.data import DataLoader
 from kneelib.data.manifest import read_manifest
 from kneelib.data.phantoms import make_dataset
 from kneelib.data.slices import POOL_MIN_VOXELS, SliceDataset, build_slice_cache, build_slice_caches
-from kneelib.names import PAPER_TISSUES
+from kneelib.names import PAPER_TISSUES as TISSUES
 from kneelib.nets.train import iterate_batches
 
 FULL_SET = 176  # IWOAI: 88 subjects x 2 timepoints
@@ -154,7 +154,7 @@ def measure_in_fresh_process(out: Path, n_scans: int, workers: int, path: str,
 
 def _measure(out: Path, n_scans: int, workers: int, path: str, size: int, batch: int, seconds: float) -> None:
     records = read_manifest(out / "phantoms" / "manifest.csv")[:n_scans]
-    ds = SliceDataset(records, out / "phantoms", PAPER_TISSUES[0], size, out / "cache", preload=False)
+    ds = SliceDataset(records, out / "phantoms", TISSUES[0], size, out / "cache", preload=False)
     result = iterate(ds, workers, batch, seconds, path) | {"slices_in_set": len(ds)}
     ds.close()
     print(json.dumps(result))
@@ -216,7 +216,7 @@ def main() -> None:
         print(f"   disk per scan: source {src:.0f} MB, cache {disk:.0f} MB; 176 scans: "
               f"{FULL_SET * (src + disk) / 1e3:.1f} GB")
 
-        print(f"\n3. lazy loader, batch {args.batch} of {args.size} x {args.size} (image, {PAPER_TISSUES[0]} mask) pairs")
+        print(f"\n3. lazy loader, batch {args.batch} of {args.size} x {args.size} (image, {TISSUES[0]} mask) pairs")
         sizes = sorted({max(1, len(records) // 4), max(1, len(records) // 2), len(records)})
         peaks: dict[int, list[tuple[int, float]]] = {w: [] for w in args.workers}
         for w in args.workers:
