@@ -150,11 +150,12 @@ def with_tissue_pair(overlap: pd.DataFrame) -> pd.DataFrame:
 def c7_shared_activations(overlap: pd.DataFrame) -> ClaimResult:
     """C7: F nets' activation regions overlap both T and M nets' more than T and M nets' overlap each other.
     Of the paper's nine nets only; n/a without F, T and M."""
-    overlap = overlap[[_is_paper_net(a) and _is_paper_net(b) for a, b in zip(overlap.net_a, overlap.net_b)]]
-    means = with_tissue_pair(overlap).groupby("tissues").value.mean()
+    paired = with_tissue_pair(overlap)
+    paper = paired[[_is_paper_net(a) and _is_paper_net(b) for a, b in zip(paired.net_a, paired.net_b)]]
+    means = paper.groupby("tissues").value.mean()
     missing = [p for p in PAPER_PAIRS if p not in means.index]
     if missing:
-        return _not_answerable(missing, list(means.index))
+        return _not_answerable(missing, sorted({p for p in paired.tissues if len(set(p.split("-"))) == 2}))
     ft, fm, mt = (means[p] for p in PAPER_PAIRS)
     return ClaimResult(f"mean map correlation F-T {ft:.3f}, F-M {fm:.3f}, M-T {mt:.3f}", min(ft, fm) - mt)
 
