@@ -26,10 +26,8 @@ CODE_TISSUES = {code: tissue for tissue, code in TISSUE_CODES.items()}
 TISSUE_NAMES = {code: tissue.replace("_", " ") for tissue, code in TISSUE_CODES.items()}  # "F" -> "femoral cartilage"
 # The paper's tissues, in the paper's order: the default of ``Profile.tissues``.
 PAPER_TISSUES = ("femoral_cartilage", "tibial_cartilage", "meniscus")
-# Tissue codes a net name is built from: capitals only, so "|", "(" and "-" can separate them.
-_CODE = re.compile(r"[A-Z]+")
+# A net name: codes are capitals only (tests/test_names.py), so "|", "(" and "-" can separate them.
 _NET = re.compile(r"^([A-Z]+)(?:\|([A-Z]+))?\(s\)$")
-assert all(_CODE.fullmatch(c) for c in CODE_TISSUES)
 
 
 def tissue_code(tissue: str) -> str:
@@ -85,8 +83,9 @@ def pair_name(a: str, b: str) -> str:
 # ---------------------------------------------------------------- data formats: tissues as labels
 
 # A data format's tissues, each as the union of that format's labels (channels of a one-hot map, or label
-# values of an integer map). A reader of another format adds its own map here; a tissue a format does not
-# label is absent from its map, and a profile that asks for it fails when the data are read.
+# values of an integer map), in ``ALL_TISSUES`` order. A reader of another format adds its own map here; a
+# tissue a format does not label is absent from its map, and a profile that asks for it fails when the data
+# are read.
 IWOAI = "iwoai"
 SEG_CHANNELS = 6
 SEG_CHANNEL_NAMES = (
@@ -105,7 +104,6 @@ TISSUE_LABELS: dict[str, dict[str, tuple[int, ...]]] = {
         "lateral_meniscus": (4,),
     },
 }
-assert all(list(labels) == [t for t in ALL_TISSUES if t in labels] for labels in TISSUE_LABELS.values())
 
 
 def tissue_labels(tissue: str, data_format: str = IWOAI) -> tuple[int, ...]:

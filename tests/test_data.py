@@ -248,6 +248,22 @@ def test_cache_reused_then_rebuilt_when_source_changes(scan, tmp_path):
     assert sorted(p.name for p in cache.iterdir()) == ["train_001_V00_s8.h5"]  # no temp files left
 
 
+def test_cache_rebuilt_when_its_tissues_differ(scan, tmp_path, monkeypatch):
+    # A cache written for other tissues (an older vocabulary, a changed label map) is rebuilt, so no net
+    # reads another tissue's channel.
+    record, root = scan
+    path = slices.build_slice_cache(record, root, tmp_path / "cache", 8)
+    inode = path.stat().st_ino
+    monkeypatch.setattr(slices, "CACHE_TISSUES", ("tibial_cartilage", "femoral_cartilage"))
+    slices.build_slice_cache(record, root, tmp_path / "cache", 8)
+    assert path.stat().st_ino != inode
+    with h5py.File(path, "r") as f:
+        assert list(f.attrs["tissues"]) == ["tibial_cartilage", "femoral_cartilage"] and f["masks"].shape[1] == 2
+    ds = SliceDataset([record], root, "femoral_cartilage", 8, tmp_path / "cache", preload=True)
+    femoral = torch.from_numpy(expected_masks()["femoral_cartilage"].transpose(2, 0, 1).copy()[:, None])
+    np.testing.assert_array_equal(ds.masks.numpy(), slices.resample_slices(femoral.to(torch.uint8), 8, "mask").numpy())
+
+
 def test_cache_rebuilt_when_damaged_and_per_slice_size(scan, tmp_path):
     record, root = scan
     cache = tmp_path / "cache"

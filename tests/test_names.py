@@ -36,6 +36,8 @@ def test_vocabulary_and_codes():
     for tissue, code in CODES.items():
         assert tissue_code(code) == code and tissue_name(code) == tissue_name(tissue) == tissue
     assert names.TISSUE_NAMES["TL"] == "lateral tibial cartilage"
+    # net names and pair names split on "|", "(" and "-": codes are capitals only
+    assert all(code.isalpha() and code.isupper() for code in CODES.values())
 
 
 @pytest.mark.parametrize("bad", ["patella", "f", "", "F(s)"])
@@ -104,6 +106,8 @@ def test_iwoai_label_map():
     assert tissue_labels("T") == (1, 2) and tissue_labels("patellar_cartilage") == (3,)
     assert tissue_labels("TM") == (2,) and tissue_labels("TL") == (1,)
     assert tissue_labels("MM") == (5,) and tissue_labels("ML") == (4,) and tissue_labels("M") == (4, 5)
+    for labels in names.TISSUE_LABELS.values():  # every format's map in the vocabulary's order
+        assert list(labels) == [t for t in ALL_TISSUES if t in labels]
     assert list(names.TISSUE_LABELS[names.IWOAI]) == list(ALL_TISSUES)
     with pytest.raises(ValueError, match="'nnunet_knee'"):
         tissue_labels("F", "nnunet_knee")

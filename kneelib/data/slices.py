@@ -121,8 +121,11 @@ def _cache_matches(path: Path, signature: dict[str, object]) -> bool:
         return False
     try:
         with h5py.File(path, "r") as f:
+            # the masks' channels must be CACHE_TISSUES, in order: a vocabulary or label map that changed
+            # rebuilds the cache instead of handing a net another tissue's mask
             return ("image" in f and "masks" in f
-                    and all(_attr(f.attrs.get(k)) == v for k, v in signature.items()))
+                    and all(_attr(f.attrs.get(k)) == v for k, v in signature.items())
+                    and [_attr(t) for t in f.attrs.get("tissues", [])] == list(CACHE_TISSUES))
     except OSError:  # a damaged cache is rebuilt, not trusted
         return False
 
