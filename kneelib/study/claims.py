@@ -39,7 +39,7 @@ from kneelib.study.policy import by_steps
 # Tolerance for "near-equal" tissue distances (C4): coefficient of variation of the three.
 NEAR_EQUAL_CV = 0.10
 # C4-C7 are about the paper's three tissues and their nine nets: F, T, M and the pairs F-T, F-M, M-T. A study
-# of other tissues cannot answer them; one of more tissues answers them on the paper's nets only.
+# of other tissues cannot answer them; a study of more tissues answers them on the paper's nets only.
 PAPER_CODES = tuple(tissue_code(t) for t in PAPER_TISSUES)
 PAPER_PAIRS = tuple(pair_name(a, b) for a, b in tissue_pairs(PAPER_TISSUES))
 
