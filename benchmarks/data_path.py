@@ -51,7 +51,7 @@ from torch.utils.data import DataLoader
 from kneelib.data.manifest import read_manifest
 from kneelib.data.phantoms import make_dataset
 from kneelib.data.slices import POOL_MIN_VOXELS, SliceDataset, build_slice_cache, build_slice_caches
-from kneelib.names import TISSUES
+from kneelib.names import PAPER_TISSUES as TISSUES
 from kneelib.nets.train import iterate_batches
 
 FULL_SET = 176  # IWOAI: 88 subjects x 2 timepoints

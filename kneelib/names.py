@@ -1,33 +1,127 @@
-"""Names and constants every layer shares: the tissues and their codes, the IWOAI channel map and
-split sizes, how nets are named, and the numbers the paper published (docs/reference.md).
+"""Names and constants every layer shares: the vocabulary of tissues and their codes, each data format's
+tissues as unions of its labels (the IWOAI channel map), the IWOAI split sizes, how nets are named, and the
+numbers the paper published (docs/reference.md).
 
 This module imports nothing from kneelib: it is the bottom of the layer stack.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
+from collections.abc import Sequence
+
 # ---------------------------------------------------------------- tissues
 
-TISSUES = ("femoral_cartilage", "tibial_cartilage", "meniscus")
-TISSUE_CODES = {"femoral_cartilage": "F", "tibial_cartilage": "T", "meniscus": "M"}
+# The vocabulary of tissues a study may segment, with their codes. The order is part of every net's
+# identity: ``NetSpec.run_seed`` indexes this tuple, so the paper's three come first (their seeds are those
+# of the three-tissue study) and a new tissue is only ever appended.
+TISSUE_CODES = {
+    "femoral_cartilage": "F", "tibial_cartilage": "T", "meniscus": "M",
+    "medial_tibial_cartilage": "TM", "lateral_tibial_cartilage": "TL", "patellar_cartilage": "P",
+    "medial_meniscus": "MM", "lateral_meniscus": "ML",
+}
+ALL_TISSUES = tuple(TISSUE_CODES)
 CODE_TISSUES = {code: tissue for tissue, code in TISSUE_CODES.items()}
 TISSUE_NAMES = {code: tissue.replace("_", " ") for tissue, code in TISSUE_CODES.items()}  # "F" -> "femoral cartilage"
-# The three unordered tissue pairs, in the order the paper lists them (Fig. 4).
-TISSUE_PAIRS = (("F", "T"), ("F", "M"), ("M", "T"))
+# The paper's tissues, in the paper's order: the default of ``Profile.tissues``.
+PAPER_TISSUES = ("femoral_cartilage", "tibial_cartilage", "meniscus")
+# A net name: codes are capitals only (tests/test_names.py), so "|", "(" and "-" can separate them.
+_NET = re.compile(r"^([A-Z]+)(?:\|([A-Z]+))?\(s\)$")
 
-# ---------------------------------------------------------------- the IWOAI 2019 file format
 
+def tissue_code(tissue: str) -> str:
+    """``"femoral_cartilage"`` or ``"F"`` -> ``"F"``; ValueError naming the value for anything else."""
+    if tissue in TISSUE_CODES:
+        return TISSUE_CODES[tissue]
+    if tissue in CODE_TISSUES:
+        return tissue
+    raise ValueError(f"unknown tissue {tissue!r}; expected one of {list(TISSUE_CODES)} or their codes "
+                     f"{list(CODE_TISSUES)}")
+
+
+def tissue_name(tissue: str) -> str:
+    """``"F"`` or ``"femoral_cartilage"`` -> ``"femoral_cartilage"``; ValueError for an unknown tissue."""
+    return CODE_TISSUES[tissue_code(tissue)]
+
+
+def tissue_index(tissue: str) -> int:
+    """Position of a tissue (name or code) in ``ALL_TISSUES``: 0 F, 1 T, 2 M, 3 TM, ... (``NetSpec.run_seed``)."""
+    return ALL_TISSUES.index(tissue_name(tissue))
+
+
+def check_tissues(tissues: Sequence[str]) -> tuple[str, ...]:
+    """The tissues of a study as names, in the given order.
+
+    Args:
+        tissues: at least two different tissues, as names or codes.
+
+    Raises:
+        ValueError naming the value: fewer than two, an unknown tissue, or one listed twice.
+    """
+    if isinstance(tissues, str) or len(tissues) < 2:
+        raise ValueError(f"tissues={tissues!r}: a study needs at least two tissues (fine-tuning goes between them)")
+    out = tuple(tissue_name(t) for t in tissues)
+    twice = sorted({t for t in out if out.count(t) > 1})
+    if twice:
+        raise ValueError(f"tissues={list(tissues)!r} lists {twice} more than once")
+    return out
+
+
+def tissue_pairs(tissues: Sequence[str]) -> list[tuple[str, str]]:
+    """Every unordered pair of ``tissues`` as codes, each pair in alphabetical order, the pairs in the
+    order of ``itertools.combinations``: the paper's F-T, F-M, M-T for its three tissues (Fig. 4)."""
+    codes = [tissue_code(t) for t in tissues]
+    return [(min(a, b), max(a, b)) for a, b in itertools.combinations(codes, 2)]
+
+
+def pair_name(a: str, b: str) -> str:
+    """The name of a tissue pair (names or codes, either order): ``pair_name("T", "M")`` -> ``"M-T"``."""
+    return "-".join(sorted((tissue_code(a), tissue_code(b))))
+
+
+# ---------------------------------------------------------------- data formats: tissues as labels
+
+# A data format's tissues, each as the union of that format's labels (channels of a one-hot map, or label
+# values of an integer map), in ``ALL_TISSUES`` order. A reader of another format adds its own map here; a
+# tissue a format does not label is absent from its map, and a profile that asks for it fails when the data
+# are read.
+IWOAI = "iwoai"
 SEG_CHANNELS = 6
 SEG_CHANNEL_NAMES = (
     "femoral_cartilage", "lateral_tibial_cartilage", "medial_tibial_cartilage",
     "patellar_cartilage", "lateral_meniscus", "medial_meniscus",
 )
-# The paper's three tissues as unions of IWOAI channels; channel 3 (patellar) is unused.
-TISSUE_CHANNELS: dict[str, tuple[int, ...]] = {
-    "femoral_cartilage": (0,),
-    "tibial_cartilage": (1, 2),
-    "meniscus": (4, 5),
+TISSUE_LABELS: dict[str, dict[str, tuple[int, ...]]] = {
+    IWOAI: {
+        "femoral_cartilage": (0,),
+        "tibial_cartilage": (1, 2),
+        "meniscus": (4, 5),
+        "medial_tibial_cartilage": (2,),
+        "lateral_tibial_cartilage": (1,),
+        "patellar_cartilage": (3,),
+        "medial_meniscus": (5,),
+        "lateral_meniscus": (4,),
+    },
 }
+
+
+def tissue_labels(tissue: str, data_format: str = IWOAI) -> tuple[int, ...]:
+    """The labels of ``data_format`` whose union is ``tissue`` (name or code): ``tissue_labels("T")`` -> (1, 2).
+
+    Raises ValueError naming the format or the tissue when the format has no such map or does not label it.
+    """
+    if data_format not in TISSUE_LABELS:
+        raise ValueError(f"unknown data format {data_format!r}; known: {sorted(TISSUE_LABELS)}")
+    labels = TISSUE_LABELS[data_format]
+    name = tissue_name(tissue)
+    if name not in labels:
+        raise ValueError(f"data format {data_format!r} does not label {name!r}; it labels {list(labels)}")
+    return labels[name]
+
+
+# ---------------------------------------------------------------- the IWOAI 2019 data set
+
 SPLITS = ("train", "valid", "test")
 TIMEPOINTS = ("V00", "V01")
 # Subjects per split of the OAI iMorphics / IWOAI 2019 data (two timepoints each: 120/28/28 scans).
@@ -38,17 +132,9 @@ OAI_DESS_SPACING_MM = (140.0 / 384, 140.0 / 384, 0.7)
 # ---------------------------------------------------------------- net names
 
 
-def tissue_code(tissue: str) -> str:
-    """``"femoral_cartilage"`` or ``"F"`` -> ``"F"``."""
-    if tissue in TISSUE_CODES:
-        return TISSUE_CODES[tissue]
-    if tissue in CODE_TISSUES:
-        return tissue
-    raise ValueError(f"unknown tissue {tissue!r}; expected one of {list(TISSUE_CODES)} or their codes")
-
-
 def net_name(tissue: str, base: str | None = None) -> str:
-    """The paper's name of a net: ``net_name("F")`` -> ``"F(s)"``, ``net_name("T", "F")`` -> ``"T|F(s)"``.
+    """The paper's name of a net: ``net_name("F")`` -> ``"F(s)"``, ``net_name("T", "F")`` -> ``"T|F(s)"``,
+    ``net_name("lateral_tibial_cartilage", "TM")`` -> ``"TL|TM(s)"``.
 
     ``tissue`` and ``base`` are tissue names or codes; ``base`` is the tissue of the scratch net a
     fine-tuned net started from.
@@ -62,15 +148,37 @@ def net_name(tissue: str, base: str | None = None) -> str:
     return f"{code}|{base_code}(s)"
 
 
+def parse_net_name(net: str) -> tuple[str, str | None]:
+    """``"T|F(s)"`` -> ``("T", "F")``, ``"TL(s)"`` -> ``("TL", None)``: the codes of the tissue a net
+    segments and of its base (None for a scratch net). ValueError naming ``net`` for anything else."""
+    match = _NET.fullmatch(net) if isinstance(net, str) else None
+    if match is None or any(c is not None and c not in CODE_TISSUES for c in match.groups()) \
+            or match.group(1) == match.group(2):
+        raise ValueError(f"{net!r} is not a net name like 'F(s)', 'T|F(s)' or 'TL|TM(s)' "
+                         f"(codes {list(CODE_TISSUES)})")
+    return match.group(1), match.group(2)
+
+
 def tissue_of(net: str) -> str:
-    """The tissue code a net segments: ``"T|F(s)"`` -> ``"T"``, ``"M(s)"`` -> ``"M"``."""
-    code = net[0]
-    if code not in CODE_TISSUES:
-        raise ValueError(f"{net!r} is not a net name like 'F(s)' or 'T|F(s)'")
-    return code
+    """The tissue code a net segments: ``"T|F(s)"`` -> ``"T"``, ``"TL|TM(s)"`` -> ``"TL"``."""
+    return parse_net_name(net)[0]
 
 
-SCRATCH_NETS = tuple(net_name(t) for t in TISSUES)  # ("F(s)", "T(s)", "M(s)")
+def base_of(net: str) -> str | None:
+    """The tissue code of a net's base: ``"T|F(s)"`` -> ``"F"``, ``"M(s)"`` -> None."""
+    return parse_net_name(net)[1]
+
+
+def scratch_nets(tissues: Sequence[str]) -> tuple[str, ...]:
+    """The scratch nets of ``tissues``, in their order: ``("F(s)", "T(s)", "M(s)")`` for the paper's."""
+    return tuple(net_name(t) for t in tissues)
+
+
+def finetuned_nets(tissues: Sequence[str]) -> tuple[str, ...]:
+    """Every net fine-tuned from one of ``tissues`` to another, grouped by base in ``tissues`` order:
+    ``("T|F(s)", "M|F(s)", "F|T(s)", "M|T(s)", "F|M(s)", "T|M(s)")`` for the paper's; N (N - 1) names."""
+    return tuple(net_name(t, b) for b in tissues for t in tissues if t != b)
+
 
 # ---------------------------------------------------------------- the paper's published numbers
 

@@ -14,11 +14,12 @@
 # ---
 
 # %% [markdown]
-# # 01 · Data: knee DESS scans, the split, and the three tissues
+# # 01 · Data: knee DESS scans, the split, and the tissues
 #
 # Creates (synthetic phantoms) or validates (real OAI / IWOAI 2019 data) the scans for the chosen
-# profile, and shows what the networks will learn from: example sagittal slices with the femoral
-# cartilage, tibial cartilage and meniscus masks, tissue volumes, and the subject-wise split.
+# profile, and shows what the networks will learn from: example sagittal slices with the masks of the
+# profile's tissues (`tissues`; the paper's femoral cartilage, tibial cartilage and meniscus by default),
+# tissue volumes, and the subject-wise split.
 
 # %% tags=["parameters"]
 profile = "demo"   # tiny | demo | paper_smoke | paper (kneelib.core.profiles)
@@ -56,7 +57,7 @@ splits
 # %%
 from kneelib.report.export import save_figure
 
-fig = plots.figure_example_slices(ctx)
+fig = plots.figure_example_slices(ctx, tissues=P.tissues)
 save_figure(fig, FIGURES, registry.figure("data_example_slices"))
 fig.show()
 
@@ -66,7 +67,7 @@ fig.show()
 # Volumes in mL from each scan's voxel spacing (manifest).
 
 # %%
-volumes = plots.tissue_volume_table(ctx)
+volumes = plots.tissue_volume_table(ctx, P.tissues)
 results.save_table(volumes, RESULTS, registry.table("data_tissue_volumes"), meta)
 fig = plots.figure_tissue_volumes(volumes)
 save_figure(fig, FIGURES, registry.figure("data_tissue_volumes"))
@@ -83,7 +84,7 @@ volumes.groupby(["split", "tissue"]).volume_ml.agg(["mean", "std", "count"]).rou
 # %%
 from kneelib.data.context import threshold_baseline
 
-threshold = threshold_baseline(ctx, n_scans=2)
+threshold = threshold_baseline(ctx, n_scans=2, tissues=P.tissues)
 results.save_table(threshold, RESULTS, registry.table("data_threshold_baseline"), meta)
 threshold.pivot(index="scan_id", columns="tissue", values="best_window_dice").round(3)
 
@@ -94,7 +95,7 @@ threshold.pivot(index="scan_id", columns="tissue", values="best_window_dice").ro
 #   `data_threshold_baseline.csv` (each with `.meta.json` provenance)
 # - `outputs/<profile>/figures/data_example_slices.{html,png}`, `data_tissue_volumes.{html,png}`
 #
-# Next: [02_scratch](02_scratch.ipynb) trains the three scratch networks.
+# Next: [02_scratch](02_scratch.ipynb) trains one scratch network per tissue.
 
 # %%
 from kneelib.report.notebook import notebook_footer

@@ -14,10 +14,10 @@
 # ---
 
 # %% [markdown]
-# # 02 · Three networks from scratch
+# # 02 · One network per tissue, from scratch
 #
-# Trains F(s), T(s) and M(s), the femoral-cartilage, tibial-cartilage and meniscus U-Nets, from
-# He-normal initialization with the profile's recipe (soft-Dice loss, Adam, step decay, early stopping
+# Trains one U-Net per tissue of the profile (`tissues`): by default the paper's F(s), T(s) and M(s), the
+# femoral-cartilage, tibial-cartilage and meniscus nets, from He-normal initialization with the profile's recipe (soft-Dice loss, Adam, step decay, early stopping
 # on validation loss), then evaluates them on the test split. Finished networks are reused when
 # config, data and code are unchanged.
 
@@ -42,7 +42,7 @@ P, ctx, FIGURES, RESULTS = notebook_setup(profile, data_root, overrides)
 from kneelib.nets import evaluate
 from kneelib.study import nine_nets
 
-specs = [spec for seed in P.seeds for spec in nine_nets.scratch_specs(seed)]
+specs = [spec for seed in P.seeds for spec in nine_nets.scratch_specs(seed, P.tissues)]
 trained = nine_nets.train_nets(P, ctx, specs, force=force)
 evaluate.training_summary(trained)
 
@@ -80,7 +80,7 @@ evaluate.summarize_metrics(per_scan).round(3)
 # - `outputs/<profile>/results/history_scratch.csv`, `test_metrics_scratch.csv`
 # - `outputs/<profile>/figures/learning_curves_scratch.{html,png}`
 #
-# Next: [03_finetune](03_finetune.ipynb) fine-tunes each scratch net to the other two tissues.
+# Next: [03_finetune](03_finetune.ipynb) fine-tunes each scratch net to every other tissue.
 
 # %%
 from kneelib.report.notebook import notebook_footer

@@ -14,10 +14,11 @@
 # ---
 
 # %% [markdown]
-# # 03 · Six fine-tuned networks and Fig. 2
+# # 03 · The fine-tuned networks and Fig. 2
 #
-# Fine-tunes each scratch network to the other two tissues: B|A(s) starts from the best weights of
-# A(s) and is trained with the same recipe (learning rate `finetune_lr`). Then all nine networks are
+# Fine-tunes each scratch network to every other tissue: B|A(s) starts from the best weights of
+# A(s) and is trained with the same recipe (learning rate `finetune_lr`); N tissues give N (N - 1)
+# fine-tuned nets, the paper's three give six. Then all networks (nine for the paper's tissues) are
 # evaluated on the test split (Fig. 2).
 
 # %% tags=["parameters"]
@@ -33,18 +34,18 @@ from kneelib.report.notebook import notebook_setup
 P, ctx, FIGURES, RESULTS = notebook_setup(profile, data_root, overrides)
 
 # %% [markdown]
-# ## Train the six fine-tuned networks
+# ## Train the fine-tuned networks
 
 # %%
 from kneelib.nets import evaluate
 from kneelib.study import nine_nets
 
-specs = [spec for seed in P.seeds for spec in nine_nets.all_specs(seed)]
+specs = [spec for seed in P.seeds for spec in nine_nets.all_specs(seed, P.tissues)]
 trained = nine_nets.train_nets(P, ctx, specs, force=force)  # scratch nets are reused from 02 (or trained if missing)
 evaluate.training_summary(trained)
 
 # %% [markdown]
-# ## Learning curves of all nine networks
+# ## Learning curves of all networks
 
 # %%
 from kneelib.core import registry, results
@@ -85,7 +86,7 @@ summary.round(3)
 # - `outputs/<profile>/results/test_metrics.csv`, `fig2_performance_table.csv`, `history_all.csv`
 # - `outputs/<profile>/figures/fig2_performance.{html,png}`, `learning_curves_all.{html,png}`
 #
-# Next: [04_distances](04_distances.ipynb) measures how far apart the nine networks' weights are.
+# Next: [04_distances](04_distances.ipynb) measures how far apart the networks' weights are.
 
 # %%
 from kneelib.report.notebook import notebook_footer

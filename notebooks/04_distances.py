@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 04 · Distances between the nine networks' weights (Fig. 3a, 3b, 4)
+# # 04 · Distances between the networks' weights (Fig. 3a, 3b, 4)
 #
 # The paper's measure: the average Euclidean (L2) distance between corresponding convolution kernels
 # of two networks, per layer group and over the whole network
@@ -36,9 +36,10 @@ from kneelib.report.notebook import notebook_setup
 P, ctx, FIGURES, RESULTS = notebook_setup(profile, data_root, overrides)
 
 # %% [markdown]
-# ## The nine networks
+# ## The networks
 #
-# Loaded from 02/03 (trained here if missing, reused when unchanged).
+# One scratch net per tissue and one per ordered pair of tissues (nine for the paper's three), loaded
+# from 02/03 (trained here if missing, reused when unchanged).
 
 # %%
 from kneelib import names

@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 05 · Activation maps of the nine networks (Fig. 5) and a browser
+# # 05 · Activation maps of the networks (Fig. 5) and a browser
 #
 # For a few test slices, the output of every layer group of every network, reduced to one map per
 # group (mean absolute activation over channels, upsampled to the slice, min-max normalized per map;
@@ -51,7 +51,7 @@ images, truth, labels, maps = acts.images, acts.truth, acts.labels, acts.maps
 print(len(labels), "slices:", labels)
 
 # %% [markdown]
-# ## Fig. 5: the same slice across the nine networks at chosen depths
+# ## Fig. 5: the same slice across the networks at chosen depths
 
 # %%
 depths = list(dict.fromkeys(["enc_layer1", f"enc_layer{(P.depth + 1) // 2}", f"enc_layer{P.depth}",

@@ -41,6 +41,7 @@ from kneelib.report.notebook import notebook_setup
 P, ctx, FIGURES, RESULTS = notebook_setup(profile, data_root, overrides)
 
 # %%
+from kneelib import names
 from kneelib.core import registry, results
 from kneelib.core.provenance import provenance
 from kneelib.report import distance_plots
@@ -52,6 +53,7 @@ meta = provenance(P, ctx.manifest_hash, seed=list(P.seeds))
 dist = analyses.distances(P, states)  # 04's scratch-pair distances and untrained null
 null = dist["distances_null"]
 control = analyses.controls(P, ctx, states, dist)  # every table of this notebook, drawn section by section below
+scratch = names.scratch_nets(P.tissues)  # F(s), T(s), M(s) for the paper's tissues
 
 # %% [markdown]
 # ## 1. Distances relative to the untrained null
@@ -103,8 +105,9 @@ fig.update_yaxes(type="linear", title_text="linear CKA (debiased)")
 save_figure(fig, FIGURES, registry.figure("controls_cka_per_depth"))
 fig.show()
 seed = P.seeds[0]
-fig = distance_plots.figure_cka_heatmap(controls.cka_heatmap(grams[seed]["F(s)"], grams[seed]["T(s)"], P.depth),
-                                        "Layer-by-layer CKA: F(s) (rows) vs T(s) (columns)")
+# The first two tissues' scratch nets: F(s) vs T(s) for the paper's (the file name keeps F_T for any tissues).
+fig = distance_plots.figure_cka_heatmap(controls.cka_heatmap(grams[seed][scratch[0]], grams[seed][scratch[1]], P.depth),
+                                        f"Layer-by-layer CKA: {scratch[0]} (rows) vs {scratch[1]} (columns)")
 save_figure(fig, FIGURES, registry.figure("controls_cka_heatmap_F_T"))
 fig.show()
 

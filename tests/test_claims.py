@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from kneelib.names import base_of, pair_name, tissue_of
+from kneelib.report.claims_report import claims_markdown
 from kneelib.study import claims
 
 
@@ -183,3 +186,64 @@ def test_c8m_reads_only_matched_runs():
     assert claims.c8_policy(table).margin == pytest.approx(0.10)
     assert claims.c8_policy(table, "matched").margin == pytest.approx(-0.05)
     assert math.isnan(claims.c8_policy(table[table.steps == "epochs"], "matched").margin)
+
+
+# ------------------------------------------------------------------ a study without the paper's three tissues
+
+
+def _dice(net: str) -> float:
+    """A made-up Dice that depends on the net's name only, so a net scores the same in any study."""
+    order = "FTMP"
+    base = base_of(net)
+    return 0.9 if base is None else 0.9 - 0.01 * (1 + order.index(tissue_of(net))) - 0.002 * order.index(base)
+
+
+def _study_tables(codes: tuple[str, ...], seed: int = 0) -> dict:
+    """The claim inputs of a study of ``codes`` computed by kneelib from one-weight nets: scratch A(s) = 10 i,
+    B|A(s) = A(s) + 1 + i(B); per-scan Dice and activation overlaps made up per net (codes of one letter)."""
+    import torch
+
+    from kneelib.compare import distance_tables
+    from kneelib.names import finetuned_nets, net_name, scratch_nets
+
+    value = {n: 10.0 * i for i, n in enumerate(scratch_nets(codes))}
+    value |= {net_name(b, a): 10.0 * i + 1 + codes.index(b) for i, a in enumerate(codes) for b in codes if b != a}
+    states = {seed: {n: {"enc_layer1.conv1.weight": torch.full((1, 1, 1, 1), v),
+                         "enc_layer2.conv1.weight": torch.full((1, 1, 1, 1), v / 2),
+                         "dec_layer1.conv1.weight": torch.full((1, 1, 1, 1), 2 * v)} for n, v in value.items()}}
+    tables = distance_tables.distance_tables(states, tissues=codes)
+    nets = scratch_nets(codes) + finetuned_nets(codes)
+    per_scan = pd.DataFrame([{"net": n, "dice": _dice(n), "seed": seed} for n in nets])
+    # nets that touch P overlap nothing: were T|P(s) vs F(s) counted as an F-T pair, C7 would change
+    overlap = pd.DataFrame([{"net_a": a, "net_b": b, "group": "enc_layer1", "seed": seed,
+                             "value": 0.0 if "P" in a + b else {"F-T": 0.6, "F-M": 0.5}.get(
+                                 pair_name(a[0], b[0]), 0.4)}
+                            for i, a in enumerate(nets) for b in nets[i + 1:]])
+    return {"scratch_pairs": tables["scratch_pairs"], "finetune": tables["finetune"], "tissue": tables["tissue"],
+            "headline": {"by_seed": tables["headline"]}, "per_scan": per_scan, "overlap": overlap}
+
+
+def test_claims_that_need_f_t_m_are_not_answerable_without_them():
+    tables = _study_tables(("F", "P"))
+    table = claims.claims_table(tables, [0], "enc_layer2").set_index("id")
+    for claim_id in ("C4", "C5", "C6", "C7"):
+        row = table.loc[claim_id]
+        assert row.holds is None and np.isnan(row.margin), claim_id
+        assert row.this_run.startswith("n/a: needs the paper's tissues F, T and M"), row.this_run
+    # C1-C3 ask about any scratch and fine-tuned nets: answered for two tissues too
+    assert all(table.loc[c, "holds"] in (True, False) for c in ("C1", "C2", "C3"))
+    assert table.loc["C3", "holds"]  # B|A(s) is 1-2 from A(s) and 9-11 from B(s)
+    md = claims_markdown(table.reset_index(), "two tissues")
+    c4 = next(line for line in md.splitlines() if line.startswith("| C4 |"))
+    assert c4.endswith("| n/a | n/a |")
+    margins = claims.claim_margins(tables, [0], "enc_layer2").set_index("id")
+    assert margins.loc[["C4", "C5", "C6", "C7"], "margin"].isna().all()
+
+
+def test_claims_of_more_tissues_are_judged_on_the_paper_nets_only():
+    paper = claims.claims_table(_study_tables(("F", "T", "M")), [0], "enc_layer2").set_index("id")
+    more = claims.claims_table(_study_tables(("F", "T", "M", "P")), [0], "enc_layer2").set_index("id")
+    for claim_id in ("C4", "C5", "C6", "C7"):
+        assert more.loc[claim_id, "this_run"] == paper.loc[claim_id, "this_run"], claim_id
+        assert more.loc[claim_id, "margin"] == pytest.approx(paper.loc[claim_id, "margin"], nan_ok=True), claim_id
+    assert not np.isnan(paper.loc["C4", "margin"])

@@ -127,6 +127,25 @@ def test_cka_tables_pairs_and_identities():
         cka_from_grams(grams[3]["F(s)"]["enc_layer2"], grams[3]["M(s)"]["enc_layer2"]))
 
 
+def test_controls_of_multi_letter_tissues():
+    # TL|T(s) must pair with its base T(s) and its own scratch TL(s), not with "T(s)" read off its first letter.
+    images = torch.randn(8, 1, 16, 16, generator=torch.Generator().manual_seed(2))
+    st = {"TL(s)": net(0), "T(s)": net(1), "MM(s)": net(2)}
+    st["TL|T(s)"] = {k: v.clone() for k, v in st["T(s)"].items()}
+    st["T|MM(s)"] = net(3)
+    tissues = ("tibial_cartilage", "lateral_tibial_cartilage", "medial_meniscus")
+    table, _ = controls.cka_tables({0: st}, images, DEPTH, tissues)
+    pairs = table.groupby("comparison", sort=False).pair.unique().apply(list).to_dict()
+    assert pairs == {"scratch_pairs": ["T(s) vs TL(s)", "T(s) vs MM(s)", "TL(s) vs MM(s)"],
+                     "finetune": ["T(s) vs TL|T(s)", "MM(s) vs T|MM(s)"],
+                     "own_scratch": ["TL(s) vs TL|T(s)", "T(s) vs T|MM(s)"]}
+    assert table[table.pair == "T(s) vs TL|T(s)"].cka.tolist() == pytest.approx([1.0] * len(layer_groups(DEPTH)))
+    aligned = controls.aligned_scratch_pairs({0: st}, tissues[:2])
+    assert aligned.pair.unique().tolist() == ["T(s) vs TL(s)"]
+    scale_free = controls.scale_free_tables({0: st}, tissues)
+    assert set(scale_free[scale_free.comparison == "finetune"].pair) == {"T(s) vs TL|T(s)", "MM(s) vs T|MM(s)"}
+
+
 def test_cka_heatmap_rows_are_net_a_columns_net_b():
     images = torch.randn(8, 1, 16, 16, generator=torch.Generator().manual_seed(1))
     ga, gb = (controls.gram_matrices(net(s), images) for s in (0, 1))

@@ -16,19 +16,22 @@ from kneelib.data import iwoai, slices
 from kneelib.data.iwoai import DataError
 from kneelib.data.manifest import file_sha256, scan_record
 from kneelib.data.slices import SliceDataset
-from kneelib.names import TISSUES
+from kneelib.names import ALL_TISSUES, PAPER_TISSUES
 
 # One box per IWOAI channel (rows, cols, slices), each with a different voxel count, and
 # ch1/ch2 overlapping, so a wrong channel mapping or a sum instead of a union changes the counts.
+# Patellar cartilage (ch3) must appear in its own mask only.
 BOXES = {
     0: (slice(0, 2), slice(0, 10), slice(0, 5)),   # femoral: 2*10*5 = 100
     1: (slice(2, 4), slice(0, 3), slice(0, 2)),    # lateral tibial: 12
     2: (slice(3, 5), slice(0, 4), slice(1, 5)),    # medial tibial: 32, overlaps ch1 in 3 voxels
-    3: (slice(5, 8), slice(0, 10), slice(0, 5)),   # patellar: 150, must never appear
+    3: (slice(5, 8), slice(0, 10), slice(0, 5)),   # patellar: 150, in no other tissue
     4: (slice(8, 9), slice(0, 7), slice(0, 3)),    # lateral meniscus: 21
     5: (slice(9, 12), slice(5, 10), slice(4, 5)),  # medial meniscus: 15
 }
-TISSUE_VOXELS = {"femoral_cartilage": 100, "tibial_cartilage": 41, "meniscus": 36}
+TISSUE_VOXELS = {"femoral_cartilage": 100, "tibial_cartilage": 41, "meniscus": 36, "medial_tibial_cartilage": 32,
+                 "lateral_tibial_cartilage": 12, "patellar_cartilage": 150, "medial_meniscus": 15,
+                 "lateral_meniscus": 21}
 
 
 def make_seg(shape=(12, 10, 5)) -> np.ndarray:
@@ -44,7 +47,9 @@ def expected_masks(shape=(12, 10, 5)) -> dict[str, np.ndarray]:
         for c in channels:
             m[BOXES[c]] = True
         return m
-    return {"femoral_cartilage": box(0), "tibial_cartilage": box(1, 2), "meniscus": box(4, 5)}
+    return {"femoral_cartilage": box(0), "tibial_cartilage": box(1, 2), "meniscus": box(4, 5),
+            "medial_tibial_cartilage": box(2), "lateral_tibial_cartilage": box(1), "patellar_cartilage": box(3),
+            "medial_meniscus": box(5), "lateral_meniscus": box(4)}
 
 
 def make_image(shape=(12, 10, 5), seed=0) -> np.ndarray:
@@ -95,19 +100,39 @@ def test_read_seg_and_tissue_mapping(scan):
     seg = iwoai.read_seg(root / record.seg)
     assert seg.dtype == np.uint8 and seg.shape == (12, 10, 5, 6)
     masks = iwoai.read_tissue_masks(root / record.seg)
-    assert list(masks) == list(TISSUES)
+    assert list(masks) == list(ALL_TISSUES)  # every tissue IWOAI labels, in the vocabulary's order
     for tissue, expected in expected_masks().items():
         assert masks[tissue].dtype == np.bool_ and masks[tissue].shape == (12, 10, 5)
         assert masks[tissue].sum() == TISSUE_VOXELS[tissue], tissue
         np.testing.assert_array_equal(masks[tissue], expected)
     patellar = np.zeros((12, 10, 5), bool)
     patellar[BOXES[3]] = True
-    assert not any((m & patellar).any() for m in masks.values())
+    assert [t for t, m in masks.items() if (m & patellar).any()] == ["patellar_cartilage"]
 
 
-def test_tissue_channels_constant():
-    assert names.TISSUE_CHANNELS == {"femoral_cartilage": (0,), "tibial_cartilage": (1, 2), "meniscus": (4, 5)}
-    assert names.SEG_CHANNELS == 6 and TISSUES == ("femoral_cartilage", "tibial_cartilage", "meniscus")
+def test_tissue_masks_of_chosen_tissues(scan):
+    record, root = scan
+    masks = iwoai.read_tissue_masks(root / record.seg, ["P", "lateral_tibial_cartilage", "T"])
+    assert list(masks) == ["patellar_cartilage", "lateral_tibial_cartilage", "tibial_cartilage"]
+    seg = make_seg()
+    np.testing.assert_array_equal(masks["patellar_cartilage"], seg[..., 3] == 1)
+    np.testing.assert_array_equal(masks["tibial_cartilage"], (seg[..., 1] | seg[..., 2]) == 1)
+    np.testing.assert_array_equal(masks["lateral_tibial_cartilage"], seg[..., 1] == 1)
+    with pytest.raises(ValueError, match="'Q'"):
+        iwoai.seg_to_tissues(seg, ["F", "Q"])
+
+
+def test_iwoai_labels_of_the_paper_tissues():
+    # The paper's tissues must stay these unions: their masks, slice caches and nets depend on it.
+    assert {t: names.tissue_labels(t) for t in PAPER_TISSUES} == {
+        "femoral_cartilage": (0,), "tibial_cartilage": (1, 2), "meniscus": (4, 5)}
+    assert names.SEG_CHANNELS == 6
+    # a tissue of one IWOAI channel is the channel of that name
+    single = {t: labels[0] for t, labels in names.TISSUE_LABELS[names.IWOAI].items() if len(labels) == 1}
+    assert {t: names.SEG_CHANNEL_NAMES[c] for t, c in single.items()} == {t: t for t in single}
+    assert len(single) == 6
+    with pytest.raises(ValueError, match="'skm_tea'"):
+        names.tissue_labels("F", "skm_tea")
 
 
 def test_read_seg_accepts_float_and_bool_labels(tmp_path):
@@ -182,14 +207,15 @@ def test_cache_contents(scan, tmp_path):
     image = make_image()
     with h5py.File(path, "r") as f:
         assert f["image"].shape == (5, 8, 8) and f["image"].dtype == np.float32
-        assert f["masks"].shape == (5, 3, 8, 8) and f["masks"].dtype == np.uint8
+        assert f["masks"].shape == (5, len(ALL_TISSUES), 8, 8) and f["masks"].dtype == np.uint8
+        assert list(f.attrs["tissues"]) == list(slices.CACHE_TISSUES) == list(ALL_TISSUES)
         assert tuple(f.attrs["shape"]) == (12, 10, 5) and f.attrs["slice_size"] == 8
         assert f.attrs["mean"] == pytest.approx(float(image.mean(dtype=np.float64)))
         assert f.attrs["std"] == pytest.approx(float(image.std(dtype=np.float64)))
         # Normalized at full resolution, then resampled.
         z = torch.from_numpy(iwoai.zscore(image).transpose(2, 0, 1).copy())[:, None]
         np.testing.assert_allclose(f["image"][()], slices.resample_slices(z, 8, "image")[:, 0].numpy(), atol=1e-5)
-        m = np.stack([expected_masks()[t] for t in TISSUES]).transpose(3, 0, 1, 2).astype(np.uint8)
+        m = np.stack([expected_masks()[t] for t in ALL_TISSUES]).transpose(3, 0, 1, 2).astype(np.uint8)
         np.testing.assert_array_equal(f["masks"][()], slices.resample_slices(torch.from_numpy(m), 8, "mask").numpy())
 
 
@@ -220,6 +246,22 @@ def test_cache_reused_then_rebuilt_when_source_changes(scan, tmp_path):
     with h5py.File(path, "r") as f:
         assert f.attrs["mean"] == pytest.approx(float(new_image.mean(dtype=np.float64)))
     assert sorted(p.name for p in cache.iterdir()) == ["train_001_V00_s8.h5"]  # no temp files left
+
+
+def test_cache_rebuilt_when_its_tissues_differ(scan, tmp_path, monkeypatch):
+    # A cache written for other tissues (an older vocabulary, a changed label map) is rebuilt, so no net
+    # reads another tissue's channel.
+    record, root = scan
+    path = slices.build_slice_cache(record, root, tmp_path / "cache", 8)
+    inode = path.stat().st_ino
+    monkeypatch.setattr(slices, "CACHE_TISSUES", ("tibial_cartilage", "femoral_cartilage"))
+    slices.build_slice_cache(record, root, tmp_path / "cache", 8)
+    assert path.stat().st_ino != inode
+    with h5py.File(path, "r") as f:
+        assert list(f.attrs["tissues"]) == ["tibial_cartilage", "femoral_cartilage"] and f["masks"].shape[1] == 2
+    ds = SliceDataset([record], root, "femoral_cartilage", 8, tmp_path / "cache", preload=True)
+    femoral = torch.from_numpy(expected_masks()["femoral_cartilage"].transpose(2, 0, 1).copy()[:, None])
+    np.testing.assert_array_equal(ds.masks.numpy(), slices.resample_slices(femoral.to(torch.uint8), 8, "mask").numpy())
 
 
 def test_cache_rebuilt_when_damaged_and_per_slice_size(scan, tmp_path):
@@ -334,7 +376,7 @@ def test_dataset_length_index_and_items(two_scans):
         ds[8]
 
 
-@pytest.mark.parametrize("tissue", TISSUES)
+@pytest.mark.parametrize("tissue", ALL_TISSUES)
 def test_lazy_and_preload_agree(two_scans, tissue):
     records, root, cache = two_scans
     lazy = SliceDataset(records, root, tissue, 8, cache)
@@ -412,7 +454,8 @@ def test_training_batches_from_the_lazy_loader_match_the_preloaded_ones(two_scan
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"tissue": "patellar_cartilage"}, "patellar_cartilage"),
+    ({"tissue": "fibular_cartilage"}, "fibular_cartilage"),
+    ({"tissue": "P"}, "'P'"),  # a code, not a tissue name
     ({"slice_size": 0}, "0"),
     ({"records": []}, "record"),
 ])
@@ -430,7 +473,7 @@ def test_load_eval_volume(two_scans):
     assert direct.shape == (3, 1, 8, 8) and direct.dtype == torch.float32
     torch.testing.assert_close(direct, cached)
     full = {t: m[:, :, 2:5] for t, m in expected_masks((12, 12, 5)).items()}
-    for t in TISSUES:
+    for t in ALL_TISSUES:
         assert masks[t].shape == (12, 12, 3) and masks[t].dtype == np.bool_
         np.testing.assert_array_equal(masks[t], full[t])
         np.testing.assert_array_equal(masks_c[t], full[t])

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from kneelib.compare import distances as D
+from kneelib.names import PAPER_TISSUES
 from kneelib.nets.unet import UNet2D
 
 
@@ -146,16 +147,6 @@ def test_closed_form_matches_empirical_null() -> None:
 # ----------------------------------------------------------------------------- named nets
 
 
-def test_net_names() -> None:
-    assert D.net_name("tibial_cartilage") == "T(s)"
-    assert D.net_name("tibial_cartilage", base="femoral_cartilage") == "T|F(s)"
-    assert D.net_name("M", "F") == "M|F(s)"
-    with pytest.raises(ValueError):
-        D.net_name("patellar_cartilage")
-    with pytest.raises(ValueError):
-        D.net_name("F", "F")
-
-
 def scalar_nets() -> dict[str, dict[str, torch.Tensor]]:
     """Nine one-weight nets (1x1 kernel, so distance = |a - b|): scratch F=0, T=10, M=20."""
     scratch = {"F": 0.0, "T": 10.0, "M": 20.0}
@@ -192,3 +183,40 @@ def test_headline_and_missing_nets() -> None:
     assert list(D.tissue_distances(states).pair) == ["F-M", "M-T"]
     with pytest.raises(ValueError):
         D.headline({"F(s)": states["F(s)"]})
+
+
+def code_nets(scratch: dict[str, float], shift: float = 1.0) -> dict[str, dict[str, torch.Tensor]]:
+    """One-weight nets of any tissue codes: scratch A(s) = scratch[A], every B|A(s) = scratch[A] + shift."""
+    values = {f"{a}(s)": v for a, v in scratch.items()}
+    values.update({f"{b}|{a}(s)": scratch[a] + shift for a in scratch for b in scratch if a != b})
+    return {n: {"enc_layer1.conv1.weight": torch.full((1, 1, 1, 1), v)} for n, v in values.items()}
+
+
+def test_tables_of_other_tissues_follow_the_given_order() -> None:
+    states = code_nets({"TL": 0.0, "TM": 5.0, "P": 20.0})
+    tissues = ("lateral_tibial_cartilage", "medial_tibial_cartilage", "patellar_cartilage")
+    scratch = D.scratch_pairs_table(states, tissues=tissues)
+    assert list(scratch[scratch.group == "network"].pair) == ["TL(s) vs TM(s)", "TL(s) vs P(s)", "TM(s) vs P(s)"]
+    assert scratch[scratch.group == "network"].distance.tolist() == [5, 20, 15]
+    tuned = D.finetune_table(states, tissues=tissues)
+    assert list(tuned[tuned.group == "network"].net_b) == ["TM|TL(s)", "P|TL(s)", "TL|TM(s)", "P|TM(s)",
+                                                           "TL|P(s)", "TM|P(s)"]
+    tissue = D.tissue_distances(states, tissues=tissues)
+    assert list(tissue.pair) == ["TL-TM", "P-TL", "P-TM"]  # codes sorted within a pair
+    # P-TL: d_ab = d(P(s), TL|P(s)) = 1, d_ba = d(TL(s), P|TL(s)) = 1
+    assert tissue.set_index("pair").loc["P-TL", ["d_ab", "d_ba"]].tolist() == [1, 1]
+    assert D.headline(states, tissues=tissues)["n_nets"] == 6
+    # without tissues: those with a scratch net, in the vocabulary's order (TM before TL, P last)
+    assert D.study_codes(states) == ["TM", "TL", "P"]
+    # two tissues: one pair, one tissue distance
+    two = code_nets({"F": 0.0, "P": 3.0})
+    assert D.tissue_distances(two, tissues=("F", "P")).pair.tolist() == ["F-P"]
+    assert list(D.scratch_pairs_table(two).pair.unique()) == ["F(s) vs P(s)"]
+
+
+def test_a_subset_of_the_tissues_leaves_the_others_out() -> None:
+    states = code_nets({"F": 0.0, "T": 1.0, "M": 2.0, "P": 9.0})
+    assert list(D.tissue_distances(states, tissues=PAPER_TISSUES).pair) == ["F-T", "F-M", "M-T"]
+    assert D.headline(states, tissues=PAPER_TISSUES)["n_nets"] == 6
+    assert len(D.tissue_distances(states)) == 6  # all four tissues' pairs
+

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from kneelib.data import phantoms
+from kneelib.data.iwoai import seg_to_tissues
 from kneelib.data.manifest import file_sha256, read_manifest
+from kneelib.names import ALL_TISSUES
 
 TINY = (48, 48, 8)
 SMALL = (64, 64, 12)
@@ -94,6 +96,19 @@ def test_tissues_in_most_joint_slices():
     for c in (0, 1, 2, 4, 5):
         side = present[:, c].sum() if c == 0 else present[:, c].sum() * 2  # a compartment is half the joint
         assert side >= 0.6 * joint.sum(), (c, present[:, c].sum(), joint.sum())
+
+
+def test_every_tissue_of_the_vocabulary_is_labelled():
+    # The phantoms write all six IWOAI channels, so a study of any tissue (patellar cartilage, a compartment)
+    # has something to learn, in the tiny profile's small volumes too.
+    for shape in (TINY, DEMO):
+        _, seg = phantoms.make_scan(shape, 2020, "train", 1, 0)
+        assert all(seg[..., c].any() for c in range(6)), shape
+        masks = seg_to_tissues(seg)
+        assert list(masks) == list(ALL_TISSUES)
+        voxels = {t: int(m.sum()) for t, m in masks.items()}
+        assert min(voxels.values()) > 0, voxels
+        assert voxels["tibial_cartilage"] > max(voxels["medial_tibial_cartilage"], voxels["lateral_tibial_cartilage"])
 
 
 def test_timepoints_overlap_strongly_but_differ():

@@ -90,3 +90,38 @@ def test_paper_smoke_net_is_the_34_6_million_parameter_unet():
     net = UNet2D(p.depth, p.base_filters, seed=0)
     assert sum(t.numel() for t in net.parameters()) == 34_591_777  # about 34.6 M, docs/reference.md
     assert net.enc_layer6.conv2.weight.shape == (1024, 1024, 3, 3)
+
+
+def test_tissues_default_to_the_papers_three_and_take_names_or_codes():
+    assert get_profile("paper").tissues == ("femoral_cartilage", "tibial_cartilage", "meniscus")
+    p = get_profile("tiny", tissues=["F", "patellar_cartilage", "TL"])
+    assert p.tissues == ("femoral_cartilage", "patellar_cartilage", "lateral_tibial_cartilage")
+
+
+@pytest.mark.parametrize("tissues, message", [
+    (["femoral_cartilage"], "at least two tissues"),
+    ("femoral_cartilage", "tissues='femoral_cartilage' should be tuple"),
+    (["femoral_cartilage", "fibula"], "'fibula'"),
+    (["meniscus", "femoral_cartilage", "M"], "['meniscus'] more than once"),
+    ([], "at least two tissues"),
+])
+def test_bad_tissues_raise_naming_the_value(tissues, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        get_profile("tiny", tissues=tissues)
+
+
+def test_policy_pairs_follow_the_tissues():
+    # overriding tissues alone keeps the pairs that still fit ...
+    assert get_profile("demo", tissues=["F", "T", "P"]).policy_pairs == ("T|F",)
+    assert get_profile("paper", tissues=["M", "T"]).policy_pairs == ("M|T", "T|M")
+    # ... and, when none does, fine-tunes the second tissue from the first
+    assert get_profile("tiny", tissues=["femoral_cartilage", "patellar_cartilage"]).policy_pairs == ("P|F",)
+    assert get_profile("tiny", tissues=["TM", "TL"]).policy_pairs == ("TL|TM",)
+    # pairs given with the tissues are checked against them
+    assert get_profile("tiny", tissues=["F", "P"], policy_pairs=["F|P"]).policy_pairs == ("F|P",)
+    with pytest.raises(ValueError, match=re.escape("policy_pairs entry 'T|F'")):
+        get_profile("tiny", tissues=["F", "P"], policy_pairs=["T|F"])
+    with pytest.raises(ValueError, match=re.escape("policy_pairs entry 'P|F'")):
+        get_profile("tiny", policy_pairs=["P|F"])  # P is not among the default tissues
+    with pytest.raises(ValueError, match=re.escape("policy_pairs entry 'T|T'")):
+        get_profile("tiny", policy_pairs=["T|T"])

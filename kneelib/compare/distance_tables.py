@@ -1,6 +1,8 @@
-"""Distance tables of the nine networks over all seeds: what 04_distances computes and saves."""
+"""Distance tables of the study's networks over all seeds: what 04_distances computes and saves."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import pandas as pd
 import torch
@@ -16,9 +18,17 @@ def _with_seed(frames: dict[int, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat([f.assign(seed=seed) for seed, f in frames.items()], ignore_index=True)
 
 
-def distance_tables(states: dict[int, States], reduction: str = "kernel", scale: str = "absolute") -> dict:
-    """Fig. 3a, Fig. 3b and Fig. 4 tables (a ``seed`` column each) and the C3 headline per seed."""
-    kw = {"reduction": reduction, "scale": scale}
+def distance_tables(states: dict[int, States], reduction: str = "kernel", scale: str = "absolute",
+                    tissues: Sequence[str] | None = None) -> dict:
+    """Fig. 3a, Fig. 3b and Fig. 4 tables (a ``seed`` column each) and the C3 headline per seed.
+
+    Args:
+        states: seed -> net name -> state_dict.
+        reduction, scale: as in ``kernel_distances``.
+        tissues: the study's tissues in order (``Profile.tissues``); None: those with a scratch net
+            (``kneelib.compare.distances.study_codes``).
+    """
+    kw = {"reduction": reduction, "scale": scale, "tissues": tissues}
     return {
         "scratch_pairs": _with_seed({s: distances.scratch_pairs_table(st, **kw) for s, st in states.items()}),
         "finetune": _with_seed({s: distances.finetune_table(st, **kw) for s, st in states.items()}),

@@ -17,20 +17,22 @@ against which a depth trend (claim C1) has to be read.
 
 Nets are named as in the paper: ``"F(s)"`` is the femoral-cartilage net trained from scratch,
 ``"T|F(s)"`` the tibial-cartilage net fine-tuned from ``F(s)``. The table helpers at the end
-take ``states``, a dict from such names to state_dicts, and skip any pair whose nets are absent.
+take ``states``, a dict from such names to state_dicts, and skip any pair whose nets are absent; their
+``tissues`` (names or codes, e.g. ``Profile.tissues``) fix which tissues are compared and in what order
+(default: those with a scratch net in ``states``, in ``kneelib.names.ALL_TISSUES`` order: F, T, M first).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 import torch
 from torch import nn
 
-from kneelib.names import CODE_TISSUES, PAPER_HEADLINE, TISSUE_PAIRS, net_name
+from kneelib.names import ALL_TISSUES, PAPER_HEADLINE, base_of, net_name, parse_net_name, tissue_code, tissue_pairs
 from kneelib.nets.unet import UNet2D, group_of
 
 REDUCTIONS = ("kernel", "weight", "filter")
@@ -287,8 +289,13 @@ def empirical_null(depth: int, base_filters: int, seeds: Iterable[int], reductio
 # ----------------------------------------------------------------------------- named nets
 
 
-def _codes() -> list[str]:
-    return list(CODE_TISSUES)
+def study_codes(states: Mapping[str, StateLike], tissues: Sequence[str] | None = None) -> list[str]:
+    """The codes of the tissues a table compares: ``tissues`` (names or codes) in their order, or, when
+    None, every tissue with a scratch net in ``states``, in ``ALL_TISSUES`` order."""
+    if tissues is not None:
+        return [tissue_code(t) for t in tissues]
+    present = {parse_net_name(n)[0] for n in states if base_of(n) is None}
+    return [tissue_code(t) for t in ALL_TISSUES if tissue_code(t) in present]
 
 
 def _pair_rows(states: Mapping[str, StateLike], a: str, b: str, reduction: str, scale: str) -> list[dict]:
@@ -307,54 +314,59 @@ def _table(states: Mapping[str, StateLike], pairs: list[tuple[str, str]], reduct
 
 
 def scratch_pairs_table(states: Mapping[str, StateLike], reduction: str = "kernel",
-                        scale: str = "absolute") -> pd.DataFrame:
+                        scale: str = "absolute", tissues: Sequence[str] | None = None) -> pd.DataFrame:
     """Distances between every pair of scratch nets (Fig. 3a), per group and ``"network"``.
 
     Args:
         states: net name (``"F(s)"``, ``"T|F(s)"``, ...) -> state_dict; missing nets are skipped.
         reduction, scale: as in ``kernel_distances``.
+        tissues: the tissues compared, in order (:func:`study_codes`); pairs as ``itertools.combinations``.
 
     Returns:
         DataFrame with columns pair, net_a, net_b, group, distance; one row per pair x group.
     """
-    names = [net_name(c) for c in _codes()]
+    names = [net_name(c) for c in study_codes(states, tissues)]
     return _table(states, list(itertools.combinations(names, 2)), reduction, scale)
 
 
 def finetune_table(states: Mapping[str, StateLike], reduction: str = "kernel",
-                   scale: str = "absolute") -> pd.DataFrame:
+                   scale: str = "absolute", tissues: Sequence[str] | None = None) -> pd.DataFrame:
     """Distances between each scratch net A(s) and each net B|A(s) fine-tuned from it (Fig. 3b).
 
     Args:
         states: net name -> state_dict; pairs with a missing net are skipped.
         reduction, scale: as in ``kernel_distances``.
+        tissues: the tissues compared, in order (:func:`study_codes`); grouped by A, then B.
 
     Returns:
         DataFrame with columns pair, net_a (the scratch net), net_b (the fine-tuned net),
         group, distance.
     """
-    pairs = [(net_name(a), net_name(b, a)) for a in _codes() for b in _codes() if a != b]
+    codes = study_codes(states, tissues)
+    pairs = [(net_name(a), net_name(b, a)) for a in codes for b in codes if a != b]
     return _table(states, pairs, reduction, scale)
 
 
 def tissue_distances(states: Mapping[str, StateLike], reduction: str = "kernel",
-                     scale: str = "absolute") -> pd.DataFrame:
+                     scale: str = "absolute", tissues: Sequence[str] | None = None) -> pd.DataFrame:
     """Bidirectional network-level distances per tissue pair (Fig. 4; claims C4, C5).
 
-    For tissues A, B (paper order: F-T, F-M, M-T): d_ab = d(A(s), B|A(s)) and
-    d_ba = d(B(s), A|B(s)); the tissue distance is their mean and the asymmetry is
-    |d_ab - d_ba| / tissue_distance (0: symmetric).
+    For every unordered pair of tissues, its codes A, B in alphabetical order
+    (``kneelib.names.tissue_pairs``; the paper's order F-T, F-M, M-T for its three):
+    d_ab = d(A(s), B|A(s)) and d_ba = d(B(s), A|B(s)); the tissue distance is their mean and the
+    asymmetry is |d_ab - d_ba| / tissue_distance (0: symmetric).
 
     Args:
         states: net name -> state_dict; a tissue pair with any of its four nets missing is skipped.
         reduction, scale: as in ``kernel_distances``.
+        tissues: the tissues whose pairs are compared, in order (:func:`study_codes`).
 
     Returns:
         DataFrame with columns pair ("F-T"), tissue_a, tissue_b, d_ab, d_ba, tissue_distance,
         asymmetry; one row per tissue pair.
     """
     rows = []
-    for a, b in TISSUE_PAIRS:
+    for a, b in tissue_pairs(study_codes(states, tissues)):
         nets = [net_name(a), net_name(b, a), net_name(b), net_name(a, b)]
         if not all(n in states for n in nets):
             continue
@@ -368,7 +380,8 @@ def tissue_distances(states: Mapping[str, StateLike], reduction: str = "kernel",
     return pd.DataFrame(rows)
 
 
-def headline(states: Mapping[str, StateLike], reduction: str = "kernel", scale: str = "absolute") -> dict:
+def headline(states: Mapping[str, StateLike], reduction: str = "kernel", scale: str = "absolute",
+             tissues: Sequence[str] | None = None) -> dict:
     """Claim C3: is a fine-tuned net closer to its base than to the scratch net of its own tissue?
 
     For every fine-tuned net B|A(s) present with both A(s) and B(s): to_base = d(B|A(s), A(s)),
@@ -377,6 +390,7 @@ def headline(states: Mapping[str, StateLike], reduction: str = "kernel", scale: 
     Args:
         states: net name -> state_dict.
         reduction, scale: as in ``kernel_distances``.
+        tissues: the tissues whose fine-tuned nets are averaged (:func:`study_codes`).
 
     Returns:
         dict with ``to_base`` and ``to_own_scratch`` (means over the fine-tuned nets),
@@ -384,7 +398,7 @@ def headline(states: Mapping[str, StateLike], reduction: str = "kernel", scale: 
         distances) and the paper's values ``paper_to_base``, ``paper_to_own_scratch``.
     """
     per_net = {}
-    for a, b in itertools.permutations(_codes(), 2):
+    for a, b in itertools.permutations(study_codes(states, tissues), 2):
         tuned, base, own = net_name(b, a), net_name(a), net_name(b)
         if all(n in states for n in (tuned, base, own)):
             per_net[tuned] = {

@@ -21,7 +21,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from kneelib.names import IWOAI_SUBJECTS
+from kneelib.names import IWOAI_SUBJECTS, PAPER_TISSUES, check_tissues, net_name, tissue_code
 
 EXECUTORS = ("local", "submitit")
 
@@ -34,6 +34,8 @@ class Profile:
     volume_shape: tuple[int, int, int] = (384, 384, 160)  # phantom (H, W, D); D is the slice axis
     slice_size: int = 384          # in-plane size the nets see; slices are resampled to it
     data_seed: int = 2020          # phantom generation seed
+    # -- the study: one scratch net per tissue and one fine-tuned net per ordered pair (kneelib.names.ALL_TISSUES)
+    tissues: tuple[str, ...] = PAPER_TISSUES  # >= 2 tissue names (or codes); the paper's F, T, M by default
     # -- network (docs/reference.md, "The reference U-Net")
     depth: int = 6                 # U-Net levels; enc_layer{depth} is the latent level
     base_filters: int = 32         # filters of enc_layer1
@@ -73,7 +75,9 @@ class Profile:
     cka_slices: int = 64           # test slices the CKA is estimated on (06_controls)
     # -- the limited-data policy sweep (07_policy, claim C8)
     policy_fractions: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0)  # fractions of training subjects
-    policy_pairs: tuple[str, ...] = ("T|F", "M|F", "F|T", "M|T", "F|M", "T|M")  # target|source
+    # target|source codes, both among ``tissues``; overriding ``tissues`` alone keeps the pairs that still fit
+    # (none left: the second tissue from the first), see apply_overrides
+    policy_pairs: tuple[str, ...] = ("T|F", "M|F", "F|T", "M|T", "F|M", "T|M")
     policy_depth_decay: float = 0.5  # fine-tune lr of level i: lr * decay ** (i - 1)
     # Keep the policy runs' best weights after they are evaluated (False: drop them, keep key, history and
     # test metrics; they are reused all the same). Nothing downstream reads them; they were 60% of the demo's disk.
@@ -139,7 +143,10 @@ def apply_overrides(profile: Profile, overrides: dict[str, Any]) -> Profile:
 
     Raises ValueError naming the parameter for an unknown field, a value of the wrong type, ``None``
     for a field that does not take it (only ``finetune_max_epochs`` and ``steps_per_epoch`` do), or a
-    combination ``_validate`` rejects. Lists become tuples and ints become floats where the field says so.
+    combination ``_validate`` rejects. Lists become tuples and ints become floats where the field says so;
+    tissue codes in ``tissues`` become names. When ``tissues`` is overridden and ``policy_pairs`` is not,
+    the profile's policy pairs are kept where both tissues are still studied, else the one pair
+    "second tissue | first tissue" takes their place.
     """
     names = {f.name for f in dataclasses.fields(Profile)} - {"name"}
     unknown = sorted(set(overrides) - names)
@@ -147,6 +154,10 @@ def apply_overrides(profile: Profile, overrides: dict[str, Any]) -> Profile:
         raise ValueError(f"unknown profile parameter(s) {unknown}; valid: {sorted(names)}")
     hints = typing.get_type_hints(Profile)
     clean = {k: _coerce(k, v, hints[k]) for k, v in overrides.items()}
+    if "tissues" in clean:
+        clean["tissues"] = check_tissues(clean["tissues"])
+        if "policy_pairs" not in clean:
+            clean["policy_pairs"] = _policy_pairs_within(profile.policy_pairs, clean["tissues"])
     new = dataclasses.replace(profile, **clean)
     _validate(new)
     return new
@@ -174,6 +185,23 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     if not isinstance(value, origin) or (isinstance(value, bool) and origin is not bool):
         raise ValueError(f"profile parameter {key}={value!r} should be {_name(hint)}, not {type(value).__name__}")
     return value
+
+
+def _policy_pairs_within(pairs: tuple[str, ...], tissues: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``target|source`` pairs of ``pairs`` whose tissues are both in ``tissues``; none: the second
+    tissue fine-tuned from the first (e.g. ``("P|F",)``), the one pair a study of any tissues has."""
+    codes = {tissue_code(t) for t in tissues}
+    kept = tuple(p for p in pairs if set(p.split("|")) <= codes)
+    return kept or (net_name(tissues[1], tissues[0]).removesuffix("(s)"),)
+
+
+def _policy_pair_problem(pair: str, codes: list[str]) -> str | None:
+    """Why ``pair`` is not a ``target|source`` pair of two different codes of ``codes`` (None: it is)."""
+    target, sep, source = pair.partition("|")
+    if not sep or target == source or target not in codes or source not in codes:
+        return (f"policy_pairs entry {pair!r} must be 'target|source', two different codes of the profile's "
+                f"tissues {codes}")
+    return None
 
 
 def _name(hint: Any) -> str:
@@ -212,3 +240,10 @@ def _validate(p: Profile) -> None:
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
+    if tuple(p.tissues) != check_tissues(p.tissues):
+        raise ValueError(f"tissues={p.tissues!r} must be tissue names, e.g. {list(PAPER_TISSUES)}")
+    codes = [tissue_code(t) for t in p.tissues]
+    for pair in p.policy_pairs:
+        problem = _policy_pair_problem(pair, codes)
+        if problem:
+            raise ValueError(problem)

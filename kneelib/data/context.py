@@ -6,6 +6,7 @@ analyses look at (activation maps, CKA).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +20,7 @@ from kneelib.core.profiles import Profile
 from kneelib.data import iwoai, manifest
 from kneelib.data.phantoms import best_intensity_dice, make_dataset
 from kneelib.data.slices import SliceDataset, build_slice_caches, load_eval_volume
-from kneelib.names import TISSUES
+from kneelib.names import PAPER_TISSUES
 
 # Datasets up to this many bytes of slices are held in memory; larger ones are read lazily.
 PRELOAD_LIMIT_BYTES = 4 << 30
@@ -85,7 +86,7 @@ def subset_subjects(records: list[manifest.ScanRecord], fraction: float, seed: i
 @lru_cache(maxsize=8)
 def slice_dataset(ctx: DataContext, split: str, tissue: str, slice_size: int,
                    scan_ids: tuple[str, ...] | None = None, lazy: bool = False) -> SliceDataset:
-    """The slices of ``split`` (or of its scans ``scan_ids``) with the masks of ``tissue``.
+    """The slices of ``split`` (or of its scans ``scan_ids``) with the masks of ``tissue`` (a tissue name).
 
     Held in memory when their images take less than ``PRELOAD_LIMIT_BYTES``, unless ``lazy``
     (``Profile.lazy_slices``): then read from the slice cache on demand, as at the paper's size.
@@ -104,14 +105,15 @@ def prepare_slice_caches(profile: Profile, ctx: DataContext) -> None:
     build_slice_caches(ctx.records, ctx.root, ctx.cache_dir, profile.slice_size)
 
 
-def threshold_baseline(ctx: DataContext, n_scans: int = 2) -> pd.DataFrame:
-    """Dice of the best single intensity window per tissue on the first ``n_scans`` training scans.
+def threshold_baseline(ctx: DataContext, n_scans: int = 2, tissues: Sequence[str] = PAPER_TISSUES) -> pd.DataFrame:
+    """Dice of the best single intensity window per tissue of ``tissues`` on the first ``n_scans`` training
+    scans; one row per (scan, tissue).
 
     A low value means a segmenter must use spatial context, not just intensity.
     """
     rows = []
     for r in ctx.split("train")[:n_scans]:
-        image, masks = iwoai.read_image(ctx.root / r.image), iwoai.read_tissue_masks(ctx.root / r.seg)
+        image, masks = iwoai.read_image(ctx.root / r.image), iwoai.read_tissue_masks(ctx.root / r.seg, tissues)
         rows += [{"scan_id": r.scan_id, "tissue": t, "best_window_dice": best_intensity_dice(image, m)}
                  for t, m in masks.items()]
     return pd.DataFrame(rows)
@@ -119,16 +121,16 @@ def threshold_baseline(ctx: DataContext, n_scans: int = 2) -> pd.DataFrame:
 
 def activation_inputs(profile: Profile, ctx: DataContext, n_slices: int) -> tuple[torch.Tensor, dict, list[str]]:
     """Test slices for the activation maps: from the first test scan, ``n_slices`` slices spread
-    evenly over those that contain all three tissues (or any tissue, if too few do).
+    evenly over those that contain every tissue of ``profile.tissues`` (or any of them, if too few do).
 
     Returns: images (N, 1, S, S) z-scored; truth masks tissue -> bool (N, S, S) at the network's
-    resolution; labels ``"<scan_id> slice <k>"``.
+    resolution, in ``profile.tissues`` order; labels ``"<scan_id> slice <k>"``.
     """
     record = ctx.split("test")[0]
     images, _ = load_eval_volume(record, ctx.root, profile.slice_size, ctx.cache_dir)
     masks = {t: SliceDataset([record], ctx.root, t, profile.slice_size, ctx.cache_dir, preload=True).masks[:, 0]
-             for t in TISSUES}  # (D, S, S) each
-    present = torch.stack([m.flatten(1).any(1) for m in masks.values()])  # (3, D)
+             for t in profile.tissues}  # (D, S, S) each
+    present = torch.stack([m.flatten(1).any(1) for m in masks.values()])  # (tissues, D)
     candidates = torch.nonzero(present.all(0)).flatten()
     if len(candidates) < n_slices:
         candidates = torch.nonzero(present.any(0)).flatten()
@@ -138,9 +140,10 @@ def activation_inputs(profile: Profile, ctx: DataContext, n_slices: int) -> tupl
 
 
 def cka_images(profile: Profile, ctx: DataContext, n: int, seed: int = 0) -> torch.Tensor:
-    """``n`` test slices (N, 1, S, S), drawn without replacement with a fixed seed, for CKA."""
+    """``n`` test slices (N, 1, S, S), drawn without replacement with a fixed seed, for CKA (the images
+    only: which tissue's masks the dataset carries does not matter)."""
     if n < 4:
         raise ValueError(f"debiased CKA needs at least 4 examples, got cka_slices={n}")
-    ds = SliceDataset(ctx.split("test"), ctx.root, TISSUES[0], profile.slice_size, ctx.cache_dir)
+    ds = SliceDataset(ctx.split("test"), ctx.root, profile.tissues[0], profile.slice_size, ctx.cache_dir)
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].sort().values
     return torch.stack([ds[int(i)][0] for i in idx])

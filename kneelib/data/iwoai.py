@@ -6,7 +6,8 @@ dataset named ``data``:
 - ``{scan_id}.im``: image, shape (H, W, D), read as float32; D is the sagittal slice axis.
 - ``{scan_id}.seg``: labels, shape (H, W, D, 6), binary, read as uint8; channels
   0 femoral, 1 lateral tibial, 2 medial tibial, 3 patellar cartilage, 4 lateral, 5 medial meniscus
-  (``kneelib.names.SEG_CHANNEL_NAMES``).
+  (``kneelib.names.SEG_CHANNEL_NAMES``). Each tissue of the study is a union of channels
+  (``kneelib.names.TISSUE_LABELS["iwoai"]``: tibial cartilage = 1 | 2, medial meniscus = 5, ...).
 
 Every problem with the data raises :class:`DataError` (or FileNotFoundError for a missing
 file) with a message that names the file and the offending value or shape. The slice cache the
@@ -24,7 +25,7 @@ import h5py
 import numpy as np
 
 from kneelib.data.manifest import ScanRecord, file_sha256
-from kneelib.names import SEG_CHANNELS, TISSUE_CHANNELS, TISSUES
+from kneelib.names import IWOAI, SEG_CHANNELS, TISSUE_LABELS, tissue_labels, tissue_name
 
 DATA_KEY = "data"
 ZSCORE_EPS = 1e-8
@@ -147,24 +148,28 @@ def _check_binary(seg: np.ndarray, path: Path) -> None:
                         f"{values[:5].tolist()} (expected only 0 and 1)")
 
 
-def seg_to_tissues(seg: np.ndarray) -> dict[str, np.ndarray]:
-    """Masks of the paper's tissues from an IWOAI label array.
+def seg_to_tissues(seg: np.ndarray, tissues: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Tissue masks from an IWOAI label array.
 
     Args:
         seg: (..., 6) array of 0/1 labels in IWOAI channel order.
+        tissues: tissue names or codes to return; None: every tissue the IWOAI labels define
+            (``TISSUE_LABELS["iwoai"]``, in ``kneelib.names.ALL_TISSUES`` order).
 
     Returns:
-        ``{tissue: bool array (...)}`` in ``TISSUES`` order; each mask is the union of
-        the tissue's channels (``TISSUE_CHANNELS``).
+        ``{tissue name: bool array (...)}`` in ``tissues`` order; each mask is the union of the
+        tissue's channels (femoral cartilage 0, tibial cartilage 1 | 2, patellar cartilage 3, ...).
     """
     if seg.shape[-1] != SEG_CHANNELS:
         raise ValueError(f"segmentation needs {SEG_CHANNELS} channels in its last axis, got shape {seg.shape}")
-    return {t: np.any(seg[..., list(TISSUE_CHANNELS[t])] != 0, axis=-1) for t in TISSUES}
+    names = list(TISSUE_LABELS[IWOAI]) if tissues is None else [tissue_name(t) for t in tissues]
+    return {t: np.any(seg[..., list(tissue_labels(t, IWOAI))] != 0, axis=-1) for t in names}
 
 
-def read_tissue_masks(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a ``.seg`` file as ``{tissue: bool array (H, W, D)}`` in ``TISSUES`` order."""
-    return seg_to_tissues(read_seg(path))
+def read_tissue_masks(path: str | os.PathLike, tissues: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Read a ``.seg`` file as ``{tissue: bool array (H, W, D)}`` (:func:`seg_to_tissues`; None: every
+    tissue IWOAI labels)."""
+    return seg_to_tissues(read_seg(path), tissues)
 
 
 # -------------------------------------------------------------------------- validation

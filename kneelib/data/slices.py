@@ -34,10 +34,14 @@ from kneelib.data.iwoai import (
     zscore_stats,
 )
 from kneelib.data.manifest import ScanRecord
-from kneelib.names import TISSUES
+from kneelib.names import IWOAI, TISSUE_LABELS
 
 # Bump when the cache layout or its preprocessing changes, so old caches are rebuilt.
-CACHE_VERSION = 1
+# 2: masks of every tissue the IWOAI labels define (CACHE_TISSUES), not only the paper's three.
+CACHE_VERSION = 2
+# The tissues a cache holds masks of, in its channel order: all that the data format labels, so one cache
+# serves a study of any of them (a tissue's mask is resampled as a whole, not as the union of resampled labels).
+CACHE_TISSUES = tuple(TISSUE_LABELS[IWOAI])
 # Below this many voxels to cache in all (about 1.4 full-size scans), build in-process: starting
 # processes that import torch costs more than it saves.
 POOL_MIN_VOXELS = 1 << 25
@@ -84,8 +88,8 @@ def _volume_to_slices(image: np.ndarray, size: int) -> torch.Tensor:
 
 
 def _tissues_to_slices(masks: dict[str, np.ndarray], size: int) -> torch.Tensor:
-    """``{tissue: bool (H, W, D)}`` -> uint8 (D, 3, size, size) in ``TISSUES`` order."""
-    stacked = np.stack([masks[t] for t in TISSUES], axis=0).astype(np.uint8)  # (3, H, W, D)
+    """``{tissue: bool (H, W, D)}`` -> uint8 (D, T, size, size), the T = len(CACHE_TISSUES) masks in that order."""
+    stacked = np.stack([masks[t] for t in CACHE_TISSUES], axis=0).astype(np.uint8)  # (T, H, W, D)
     slices = torch.from_numpy(np.ascontiguousarray(stacked.transpose(3, 0, 1, 2)))
     return resample_slices(slices, size, "mask").contiguous()
 
@@ -117,8 +121,11 @@ def _cache_matches(path: Path, signature: dict[str, object]) -> bool:
         return False
     try:
         with h5py.File(path, "r") as f:
+            # the masks' channels must be CACHE_TISSUES, in order: a vocabulary or label map that changed
+            # rebuilds the cache instead of handing a net another tissue's mask
             return ("image" in f and "masks" in f
-                    and all(_attr(f.attrs.get(k)) == v for k, v in signature.items()))
+                    and all(_attr(f.attrs.get(k)) == v for k, v in signature.items())
+                    and [_attr(t) for t in f.attrs.get("tissues", [])] == list(CACHE_TISSUES))
     except OSError:  # a damaged cache is rebuilt, not trusted
         return False
 
@@ -139,7 +146,7 @@ def build_slice_cache(record: ScanRecord, root: str | os.PathLike, cache_dir: st
 
     - ``image``: float32 (D, S, S), z-scored with the whole volume's own mean and std
       (computed once, at full resolution), then resampled in-plane to S = ``slice_size``.
-    - ``masks``: uint8 (D, 3, S, S), 0/1 masks of ``TISSUES`` in that order.
+    - ``masks``: uint8 (D, T, S, S), 0/1 masks of the T tissues of ``CACHE_TISSUES`` in that order.
     - attrs: ``mean``, ``std``, ``shape`` (original (H, W, D)), ``scan_id``, ``tissues``, and
       the source signature (paths, sizes, mtimes, manifest sha256 values, ``slice_size``,
       ``cache_version``). A cache whose signature matches is reused; otherwise it is rebuilt.
@@ -167,7 +174,7 @@ def build_slice_cache(record: ScanRecord, root: str | os.PathLike, cache_dir: st
                          compression="lzf")
         f.attrs.update(signature)
         f.attrs.update({"mean": stats[0], "std": stats[1], "shape": np.asarray(shape, dtype=np.int64),
-                        "scan_id": record.scan_id, "tissues": list(TISSUES)})
+                        "scan_id": record.scan_id, "tissues": list(CACHE_TISSUES)})
     return path
 
 
@@ -222,7 +229,7 @@ class SliceDataset(torch.utils.data.Dataset):
     Args:
         records: scans to use (at least one).
         root: data root of the IWOAI files.
-        tissue: one of ``TISSUES``.
+        tissue: a tissue name of ``CACHE_TISSUES`` (every tissue the IWOAI labels define).
         slice_size: in-plane size S the slices are resampled to.
         cache_dir: where the slice caches live (built on first use, see :func:`build_slice_cache`).
         preload: hold every slice in memory (``.images`` float32 (N, 1, S, S), ``.masks`` uint8
@@ -236,14 +243,14 @@ class SliceDataset(torch.utils.data.Dataset):
 
     def __init__(self, records: Sequence[ScanRecord], root: str | os.PathLike, tissue: str,
                  slice_size: int, cache_dir: str | os.PathLike, preload: bool = False) -> None:
-        if tissue not in TISSUES:
-            raise ValueError(f"tissue {tissue!r} is not one of {TISSUES}")
+        if tissue not in CACHE_TISSUES:
+            raise ValueError(f"tissue {tissue!r} is not one of the tissues the slice cache holds, {CACHE_TISSUES}")
         if isinstance(slice_size, bool) or not isinstance(slice_size, numbers.Integral) or slice_size < 1:
             raise ValueError(f"slice_size must be an integer >= 1, got {slice_size!r}")
         if len(records) == 0:
             raise ValueError("SliceDataset needs at least one record, got none")
         self.tissue = tissue
-        self.channel = TISSUES.index(tissue)
+        self.channel = CACHE_TISSUES.index(tissue)
         self.slice_size = int(slice_size)
         self.preload = preload
         self.scan_ids = tuple(r.scan_id for r in records)

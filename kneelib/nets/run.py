@@ -2,7 +2,8 @@
 
 Net names follow the paper: ``F(s)``, ``T(s)``, ``M(s)`` are the scratch nets for femoral
 cartilage, tibial cartilage and meniscus; ``T|F(s)`` is the tibial-cartilage net fine-tuned
-from ``F(s)``. Each net of each seed lives in ``outputs/<profile>/models/seed<k>/<folder>``.
+from ``F(s)`` (other tissues have other codes, ``kneelib.names.TISSUE_CODES``: ``TL|TM(s)``). Each net of
+each seed lives in ``outputs/<profile>/models/seed<k>/<folder>``.
 """
 
 from __future__ import annotations
@@ -13,17 +14,27 @@ from pathlib import Path
 from kneelib.core import paths
 from kneelib.core.profiles import Profile
 from kneelib.data.context import DataContext, slice_dataset
-from kneelib.names import TISSUES, net_name
+from kneelib.names import net_name, tissue_index, tissue_name
 from kneelib.nets.train import TrainConfig, TrainResult, fit
 
 
 @dataclass(frozen=True)
 class NetSpec:
-    """One network: its tissue, the tissue of the scratch net it was fine-tuned from, its seed."""
+    """One network: its tissue, the tissue of the scratch net it was fine-tuned from, its seed.
+
+    ``tissue`` and ``base_tissue`` are tissue names of ``kneelib.names.ALL_TISSUES``; an unknown one, or
+    a net fine-tuned from its own tissue, raises ValueError naming it.
+    """
 
     tissue: str
     base_tissue: str | None = None
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for value in (self.tissue, self.base_tissue):
+            if value is not None and tissue_name(value) != value:
+                raise ValueError(f"NetSpec takes tissue names, not codes: got {value!r} ({tissue_name(value)!r})")
+        net_name(self.tissue, self.base_tissue)  # raises for a net fine-tuned from its own tissue
 
     @property
     def name(self) -> str:
@@ -36,12 +47,15 @@ class NetSpec:
 
     @property
     def run_seed(self) -> int:
-        """The seed of this net's He init and shuffling: distinct for every net of a seed, so the three
-        scratch nets start from independent draws (the paper's scratch-to-scratch distance, 6.45e-2, is the
-        size expected between independent He inits, docs/reference.md)."""
-        tissues = list(TISSUES)
-        base = 0 if self.base_tissue is None else 1 + tissues.index(self.base_tissue)
-        return 1000 * self.seed + 10 * tissues.index(self.tissue) + base
+        """The seed of this net's He init and shuffling: distinct for every net of a seed, so the scratch
+        nets start from independent draws (the paper's scratch-to-scratch distance, 6.45e-2, is the
+        size expected between independent He inits, docs/reference.md).
+
+        ``1000 * seed + 10 * i(tissue) + (0 if scratch else 1 + i(base))`` with ``i`` the position in the
+        vocabulary ``ALL_TISSUES``, not in a profile's tissues: a net's seed does not depend on which other
+        tissues a study has, and the paper's F, T, M (positions 0, 1, 2) keep the seeds they always had."""
+        base = 0 if self.base_tissue is None else 1 + tissue_index(self.base_tissue)
+        return 1000 * self.seed + 10 * tissue_index(self.tissue) + base
 
     @property
     def base(self) -> NetSpec | None:

@@ -12,8 +12,9 @@ import torch
 from plotly.subplots import make_subplots
 from scipy.ndimage import binary_erosion
 
-# Outline colours for the ground-truth tissues: they stand out on the Inferno maps and on the white legend.
-OUTLINE_COLORS = ("#00e5ff", "#39ff14", "#ff00ff", "#ffd700", "#1e90ff")
+# Outline colours for the ground-truth tissues, in the order the masks come (a study has up to eight): they
+# stand out on the Inferno maps and on the white legend.
+OUTLINE_COLORS = ("#00e5ff", "#39ff14", "#ff00ff", "#ffd700", "#1e90ff", "#ff7f50", "#adff2f", "#c0c0c0")
 MAP_COLORSCALE = "Inferno"
 
 

@@ -6,10 +6,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from kneelib.names import CODE_TISSUES, TISSUE_NAMES
+from kneelib.names import TISSUE_NAMES
 from kneelib.nets.unet import layer_groups
-
-CODES = tuple(CODE_TISSUES)  # F, T, M
 
 
 def figure_group_distances(table: pd.DataFrame, depth: int, title: str,
@@ -41,9 +39,13 @@ def figure_group_distances(table: pd.DataFrame, depth: int, title: str,
     return fig
 
 
-def tissue_matrix(tissue: pd.DataFrame) -> pd.DataFrame:
-    """3x3 matrix: row A (base scratch net A(s)), column B, value d(A(s), B|A(s)); diagonal NaN."""
-    m = pd.DataFrame(np.nan, index=list(CODES), columns=list(CODES))
+def tissue_matrix(tissue: pd.DataFrame, codes: list[str] | None = None) -> pd.DataFrame:
+    """N x N matrix of the tissue codes ``codes`` (default: those of the table's pairs, in their order of
+    appearance: F, T, M for the paper's pairs F-T, F-M, M-T): row A (base scratch net A(s)), column B,
+    value d(A(s), B|A(s)); diagonal NaN (and any pair the table lacks)."""
+    if codes is None:
+        codes = list(dict.fromkeys(c for r in tissue.itertuples() for c in (r.tissue_a, r.tissue_b)))
+    m = pd.DataFrame(np.nan, index=list(codes), columns=list(codes))
     for r in tissue.itertuples():
         m.loc[r.tissue_a, r.tissue_b] = r.d_ab
         m.loc[r.tissue_b, r.tissue_a] = r.d_ba
@@ -56,8 +58,8 @@ def figure_tissue_matrix(tissue: pd.DataFrame) -> go.Figure:
     tissue = tissue.groupby(["pair", "tissue_a", "tissue_b"], sort=False, as_index=False).mean(numeric_only=True)
     m = tissue_matrix(tissue)
     text = [[("" if np.isnan(v) else f"{v:.3g}") for v in row] for row in m.values]
-    fig = go.Figure(go.Heatmap(z=m.values, x=[f"to {TISSUE_NAMES[c]}" for c in CODES],
-                               y=[f"from {TISSUE_NAMES[c]} (s)" for c in CODES], text=text, texttemplate="%{text}",
+    fig = go.Figure(go.Heatmap(z=m.values, x=[f"to {TISSUE_NAMES[c]}" for c in m.columns],
+                               y=[f"from {TISSUE_NAMES[c]} (s)" for c in m.index], text=text, texttemplate="%{text}",
                                colorscale="Viridis", colorbar_title="d"))
     summary = "; ".join(f"{r.pair}: {r.tissue_distance:.3g} (asym. {r.asymmetry:.2f})" for r in tissue.itertuples())
     fig.update_layout(title=f"Fig. 4: d(A(s), B|A(s)). Tissue distances {summary}", width=800, height=520,

@@ -6,18 +6,23 @@ in ``kneelib.report.activation_plots``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from kneelib import names
 from kneelib.data import iwoai
 from kneelib.data.context import DataContext
-from kneelib.names import TISSUE_CODES
+from kneelib.names import ALL_TISSUES, PAPER_TISSUES, net_name
 from kneelib.nets.metrics import volume_ml
 
-TISSUE_COLORS = {"femoral_cartilage": "#e6550d", "tibial_cartilage": "#3182bd", "meniscus": "#31a354"}
+# One colour per tissue of the vocabulary; the paper's three keep the colours they always had.
+TISSUE_COLORS = {"femoral_cartilage": "#e6550d", "tibial_cartilage": "#3182bd", "meniscus": "#31a354",
+                 "medial_tibial_cartilage": "#6baed6", "lateral_tibial_cartilage": "#08519c",
+                 "patellar_cartilage": "#756bb1", "medial_meniscus": "#74c476", "lateral_meniscus": "#006d2c"}
+assert set(TISSUE_COLORS) == set(ALL_TISSUES)
 KIND_COLORS = {"scratch": "#444444", "fine-tuned": "#9e9ac8"}
 
 
@@ -28,11 +33,12 @@ def split_table(ctx: DataContext) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def tissue_volume_table(ctx: DataContext) -> pd.DataFrame:
-    """Volume (mL, from the manifest's voxel spacing) of each tissue in each scan."""
+def tissue_volume_table(ctx: DataContext, tissues: Sequence[str] = PAPER_TISSUES) -> pd.DataFrame:
+    """Volume (mL, from the manifest's voxel spacing) of each of ``tissues`` in each scan; one row per
+    (scan, tissue)."""
     rows = []
     for r in ctx.records:
-        masks = iwoai.read_tissue_masks(ctx.root / r.seg)
+        masks = iwoai.read_tissue_masks(ctx.root / r.seg, tissues)
         for tissue, mask in masks.items():
             rows.append({"scan_id": r.scan_id, "split": r.split, "subject": r.subject, "timepoint": r.timepoint,
                          "tissue": tissue, "volume_ml": volume_ml(mask, r.spacing_mm)})
@@ -40,8 +46,9 @@ def tissue_volume_table(ctx: DataContext) -> pd.DataFrame:
 
 
 def figure_tissue_volumes(volumes: pd.DataFrame) -> go.Figure:
+    """Box plot of the tissue volumes of :func:`tissue_volume_table` per split, one box per tissue."""
     fig = go.Figure()
-    for tissue in names.TISSUES:
+    for tissue in dict.fromkeys(volumes.tissue):
         d = volumes[volumes.tissue == tissue]
         fig.add_trace(go.Box(x=d.split, y=d.volume_ml, name=tissue.replace("_", " "), boxpoints="all",
                              marker_color=TISSUE_COLORS[tissue]))
@@ -51,7 +58,7 @@ def figure_tissue_volumes(volumes: pd.DataFrame) -> go.Figure:
 
 
 def _best_slice(masks: dict[str, np.ndarray]) -> int:
-    """The sagittal slice with the most labelled voxels of the three tissues."""
+    """The sagittal slice with the most labelled voxels of the tissues in ``masks`` (tissue -> (H, W, D))."""
     return int(np.argmax(sum(m.sum(axis=(0, 1)) for m in masks.values())))
 
 
@@ -64,14 +71,15 @@ def _mask_heatmap(mask: np.ndarray, color: str, name: str, show: bool) -> go.Hea
                       hoverinfo="skip", showlegend=show, legendgroup=name)
 
 
-def figure_example_slices(ctx: DataContext, scans_per_split: int = 1) -> go.Figure:
-    """Example sagittal slices from each split with the three tissue overlays."""
+def figure_example_slices(ctx: DataContext, scans_per_split: int = 1,
+                          tissues: Sequence[str] = PAPER_TISSUES) -> go.Figure:
+    """Example sagittal slices from each split with an overlay of each of ``tissues``."""
     picks = [r for s in ("train", "valid", "test") for r in ctx.split(s)[:scans_per_split]]
     fig = make_subplots(rows=1, cols=len(picks), subplot_titles=[r.scan_id for r in picks],
                         horizontal_spacing=0.02)
     for col, r in enumerate(picks, start=1):
         image = iwoai.read_image(ctx.root / r.image)
-        masks = iwoai.read_tissue_masks(ctx.root / r.seg)
+        masks = iwoai.read_tissue_masks(ctx.root / r.seg, tissues)
         k = _best_slice(masks)
         lo, hi = np.percentile(image[:, :, k], [1, 99.5])
         fig.add_trace(go.Heatmap(z=image[:, :, k], colorscale="gray", zmin=lo, zmax=hi, showscale=False,
@@ -81,17 +89,19 @@ def figure_example_slices(ctx: DataContext, scans_per_split: int = 1) -> go.Figu
                           row=1, col=col)
     fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor="x")
     fig.update_xaxes(showticklabels=False)
-    fig.update_layout(title="Sagittal slices (slice with most labelled tissue) and the three tissue masks",
+    fig.update_layout(title="Sagittal slices (slice with most labelled tissue) and the tissue masks",
                       width=320 * len(picks), height=420, legend_orientation="h")
     return fig
 
 
 def figure_performance(per_scan: pd.DataFrame, metrics: tuple[str, ...] = ("dice", "assd_mm")) -> go.Figure:
-    """Fig. 2: test performance per net, scratch vs fine-tuned, one column per tissue."""
+    """Fig. 2: test performance per net, scratch vs fine-tuned, one column per tissue of ``per_scan``
+    (in the order they appear there: the study's)."""
     titles = {"dice": "Dice", "voe": "VOE", "cv": "CV", "assd_mm": "ASSD (mm)"}
-    fig = make_subplots(rows=len(metrics), cols=3, shared_yaxes="rows", vertical_spacing=0.08,
-                        subplot_titles=[t.replace("_", " ") for t in names.TISSUES])
-    for col, tissue in enumerate(names.TISSUES, start=1):
+    tissues = list(dict.fromkeys(per_scan.tissue))
+    fig = make_subplots(rows=len(metrics), cols=len(tissues), shared_yaxes="rows", vertical_spacing=0.08,
+                        subplot_titles=[t.replace("_", " ") for t in tissues])
+    for col, tissue in enumerate(tissues, start=1):
         d = per_scan[per_scan.tissue == tissue]
         for name in _net_order(d.net.unique(), tissue):
             dn = d[d.net == name]
@@ -102,12 +112,12 @@ def figure_performance(per_scan: pd.DataFrame, metrics: tuple[str, ...] = ("dice
     for row, metric in enumerate(metrics, start=1):
         fig.update_yaxes(title_text=titles[metric], row=row, col=1)
     fig.update_layout(title="Fig. 2: test-set performance per network (grey: scratch, purple: fine-tuned)",
-                      width=1000, height=330 * len(metrics))
+                      width=max(1000, 330 * len(tissues)), height=330 * len(metrics))
     return fig
 
 
 def _net_order(names, tissue: str) -> list[str]:
-    scratch = f"{TISSUE_CODES[tissue]}(s)"
+    scratch = net_name(tissue)
     return [scratch] + sorted(n for n in names if n != scratch) if scratch in names else sorted(names)
 
 

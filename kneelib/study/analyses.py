@@ -23,7 +23,7 @@ from kneelib.compare import distance_tables
 from kneelib.compare.spread import seed_summary
 from kneelib.core.profiles import Profile
 from kneelib.data.context import DataContext, activation_inputs, cka_images
-from kneelib.names import SCRATCH_NETS
+from kneelib.names import net_name
 from kneelib.nets.evaluate import evaluate_nets
 from kneelib.nets.run import NetSpec
 from kneelib.nets.train import TrainResult
@@ -47,8 +47,9 @@ def states_of(trained: dict[NetSpec, TrainResult]) -> States:
 def evaluation(profile: Profile, ctx: DataContext, states: States) -> pd.DataFrame:
     """03 (Fig. 2): every net of every seed on the test split, one row per net and scan (net, tissue,
     base_tissue, kind, seed, scan_id, dice, voe, cv, assd_mm, pred_ml, truth_ml; C6 reads it as
-    ``per_scan``). Raises KeyError when a seed lacks one of the nine nets."""
-    nets = {spec: states[seed][spec.name] for seed in states for spec in nine_nets.all_specs(seed)}
+    ``per_scan``). Raises KeyError when a seed lacks one of the study's nets (``profile.tissues``)."""
+    specs = [spec for seed in states for spec in nine_nets.all_specs(seed, profile.tissues)]
+    nets = {spec: states[spec.seed][spec.name] for spec in specs}
     return evaluate_nets(profile, ctx, nets)
 
 
@@ -61,8 +62,8 @@ def distances(profile: Profile, states: States) -> dict:
     - ``distances_null``: group, expected and empirical distance of untrained He-initialized nets of
       ``profile``'s architecture (the first seed's first scratch net gives the shapes).
     """
-    tables = distance_tables.distance_tables(states)
-    reference = states[next(iter(states))][SCRATCH_NETS[0]]
+    tables = distance_tables.distance_tables(states, tissues=profile.tissues)
+    reference = states[next(iter(states))][net_name(profile.tissues[0])]
     return {**tables, "distances_null": distance_tables.null_table(profile, reference)}
 
 
@@ -106,9 +107,10 @@ def controls(profile: Profile, ctx: DataContext, states: States, dist: dict) -> 
     """06: the untrained-null ratio of the scratch pairs' distances (``dist``: :func:`distances`), the
     scale-free distances, the distances after aligning hidden units and CKA on ``profile.cka_slices``
     test slices."""
-    cka, grams = ctl.cka_tables(states, cka_images(profile, ctx, profile.cka_slices), profile.depth)
+    tissues = profile.tissues
+    cka, grams = ctl.cka_tables(states, cka_images(profile, ctx, profile.cka_slices), profile.depth, tissues)
     return Controls(ctl.null_ratio_table(dist["scratch_pairs"], dist["distances_null"]),
-                    ctl.scale_free_tables(states), ctl.aligned_scratch_pairs(states), cka, grams)
+                    ctl.scale_free_tables(states, tissues), ctl.aligned_scratch_pairs(states, tissues), cka, grams)
 
 
 def controls_spread(c: Controls) -> pd.DataFrame:

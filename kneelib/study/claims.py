@@ -23,17 +23,51 @@ import pandas as pd
 from scipy import stats
 
 from kneelib.compare.spread import interval95
-from kneelib.names import PAPER_FT_DIRECTIONS, PAPER_HEADLINE, PAPER_TISSUE_DISTANCES, tissue_of
+from kneelib.names import (
+    PAPER_FT_DIRECTIONS,
+    PAPER_HEADLINE,
+    PAPER_TISSUE_DISTANCES,
+    PAPER_TISSUES,
+    base_of,
+    pair_name,
+    tissue_code,
+    tissue_of,
+    tissue_pairs,
+)
 from kneelib.study.policy import by_steps
 
 # Tolerance for "near-equal" tissue distances (C4): coefficient of variation of the three.
 NEAR_EQUAL_CV = 0.10
+# C4-C7 are about the paper's three tissues and their nine nets: F, T, M and the pairs F-T, F-M, M-T. A study
+# of other tissues cannot answer them; a study of more tissues answers them on the paper's nets only.
+PAPER_CODES = tuple(tissue_code(t) for t in PAPER_TISSUES)
+PAPER_PAIRS = tuple(pair_name(a, b) for a, b in tissue_pairs(PAPER_TISSUES))
 
 
 @dataclass
 class ClaimResult:
     value: str      # this run's value, human-readable
-    margin: float   # > 0: the claim holds
+    margin: float   # > 0: the claim holds; nan: the claim is not answerable from these tables (verdict n/a)
+
+
+def _not_answerable(missing: list[str], present: list[str]) -> ClaimResult:
+    """The result (margin nan: verdict n/a) of a claim about the paper's tissues in a study without some of
+    them; ``missing`` and ``present`` are tissue codes or pair names, for the text."""
+    return ClaimResult(f"n/a: needs the paper's tissues F, T and M; missing {', '.join(missing)} (this study: "
+                       f"{', '.join(present) or 'none'})", math.nan)
+
+
+def _missing_pairs(tissue: pd.DataFrame) -> ClaimResult | None:
+    """n/a when the tissue-distance table lacks one of the paper's pairs F-T, F-M, M-T; else None."""
+    present = list(dict.fromkeys(tissue.pair))
+    missing = [p for p in PAPER_PAIRS if p not in present]
+    return _not_answerable(missing, present) if missing else None
+
+
+def _is_paper_net(net: str) -> bool:
+    """A net of the paper's nine: it segments F, T or M and, if fine-tuned, started from one of them."""
+    base = base_of(net)
+    return tissue_of(net) in PAPER_CODES and (base is None or base in PAPER_CODES)
 
 
 def _group_means(df: pd.DataFrame) -> pd.Series:
@@ -68,16 +102,22 @@ def c3_closer_to_base(headline: dict) -> ClaimResult:
 
 
 def c4_near_equal(tissue: pd.DataFrame) -> ClaimResult:
-    """C4: the three tissue distances are near-equal (coefficient of variation < NEAR_EQUAL_CV)."""
-    d = tissue.set_index("pair").tissue_distance
+    """C4: the three tissue distances are near-equal (coefficient of variation < NEAR_EQUAL_CV); of the
+    paper's pairs F-T, F-M, M-T only, n/a without them."""
+    if (na := _missing_pairs(tissue)) is not None:
+        return na
+    d = tissue.set_index("pair").tissue_distance[list(PAPER_PAIRS)]
     cv = d.std(ddof=1) / d.mean()
     text = ", ".join(f"{p} {v:.3g}" for p, v in d.items())
     return ClaimResult(f"{text} (CV {cv:.1%})", NEAR_EQUAL_CV - cv)
 
 
 def c5_ft_asymmetric(tissue: pd.DataFrame) -> ClaimResult:
-    """C5: the F-T pair is the most asymmetric, with d(F(s), T|F(s)) > d(T(s), F|T(s))."""
-    t = tissue.set_index("pair")
+    """C5: the F-T pair is the most asymmetric of the paper's three pairs, with d(F(s), T|F(s)) > d(T(s), F|T(s));
+    n/a without F, T and M."""
+    if (na := _missing_pairs(tissue)) is not None:
+        return na
+    t = tissue.set_index("pair").loc[list(PAPER_PAIRS)]
     ft, others = t.loc["F-T"], t.drop("F-T").asymmetry
     direction = 1.0 if ft.d_ab > ft.d_ba else -1.0
     margin = min(ft.asymmetry - others.max(), direction * ft.asymmetry)
@@ -86,11 +126,16 @@ def c5_ft_asymmetric(tissue: pd.DataFrame) -> ClaimResult:
 
 
 def c6_finetune_performance(per_scan: pd.DataFrame) -> ClaimResult:
-    """C6: fine-tuned T and M nets score worse than scratch; fine-tuned F nets closest to scratch F."""
+    """C6: fine-tuned T and M nets score worse than scratch; fine-tuned F nets closest to scratch F. Of the
+    paper's nine nets only; n/a when a scratch net of F, T or M is missing."""
     dice = per_scan.groupby(["net"]).dice.mean()
+    dice = dice[[_is_paper_net(n) for n in dice.index]]
+    missing = [c for c in PAPER_CODES if f"{c}(s)" not in dice.index]
+    if missing:
+        return _not_answerable(missing, list(dict.fromkeys(tissue_of(n) for n in per_scan.net)))
     delta = {}
-    for code in "FTM":
-        tuned = [n for n in dice.index if n.startswith(f"{code}|")]
+    for code in PAPER_CODES:
+        tuned = [n for n in dice.index if base_of(n) is not None and tissue_of(n) == code]
         delta[code] = float(dice[tuned].mean() - dice[f"{code}(s)"])
     margin = min(-delta["T"], -delta["M"], abs(delta["T"]) - abs(delta["F"]), abs(delta["M"]) - abs(delta["F"]))
     return ClaimResult("Dice fine-tuned minus scratch: " + ", ".join(f"{c} {v:+.4f}" for c, v in delta.items()),
@@ -99,14 +144,19 @@ def c6_finetune_performance(per_scan: pd.DataFrame) -> ClaimResult:
 
 def with_tissue_pair(overlap: pd.DataFrame) -> pd.DataFrame:
     """Add ``tissues``: the (sorted) tissue codes of a net pair, e.g. ``"F-T"`` for T|M(s) vs F(s)."""
-    return overlap.assign(tissues=["-".join(sorted((tissue_of(a), tissue_of(b))))
-                                   for a, b in zip(overlap.net_a, overlap.net_b)])
+    return overlap.assign(tissues=[pair_name(tissue_of(a), tissue_of(b)) for a, b in zip(overlap.net_a, overlap.net_b)])
 
 
 def c7_shared_activations(overlap: pd.DataFrame) -> ClaimResult:
-    """C7: F nets' activation regions overlap both T and M nets' more than T and M nets' overlap each other."""
-    means = with_tissue_pair(overlap).groupby("tissues").value.mean()
-    ft, fm, mt = means.get("F-T", np.nan), means.get("F-M", np.nan), means.get("M-T", np.nan)
+    """C7: F nets' activation regions overlap both T and M nets' more than T and M nets' overlap each other.
+    Of the paper's nine nets only; n/a without F, T and M."""
+    paired = with_tissue_pair(overlap)
+    paper = paired[[_is_paper_net(a) and _is_paper_net(b) for a, b in zip(paired.net_a, paired.net_b)]]
+    means = paper.groupby("tissues").value.mean()
+    missing = [p for p in PAPER_PAIRS if p not in means.index]
+    if missing:
+        return _not_answerable(missing, sorted({p for p in paired.tissues if len(set(p.split("-"))) == 2}))
+    ft, fm, mt = (means[p] for p in PAPER_PAIRS)
     return ClaimResult(f"mean map correlation F-T {ft:.3f}, F-M {fm:.3f}, M-T {mt:.3f}", min(ft, fm) - mt)
 
 

@@ -7,6 +7,7 @@ Every function returns a long table with a ``seed`` column, so spreads across se
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,11 +17,17 @@ from kneelib.compare import distances
 from kneelib.compare.activations import layer_activations
 from kneelib.compare.alignment import align
 from kneelib.compare.similarity import cka_from_grams, gram
-from kneelib.names import SCRATCH_NETS
+from kneelib.names import base_of, net_name, scratch_nets, tissue_of
 from kneelib.nets.unet import layer_groups, model_from_state
 
 States = dict[str, dict[str, torch.Tensor]]
-SCRATCH = SCRATCH_NETS
+
+
+def _scratch(states: dict[int, States], tissues: Sequence[str] | None) -> tuple[str, ...]:
+    """The scratch nets compared: of ``tissues`` in order, or (None) of every tissue with a scratch net in
+    the first seed's states (``kneelib.compare.distances.study_codes``)."""
+    first = next(iter(states.values()), {})
+    return scratch_nets(distances.study_codes(first, tissues))
 
 
 def null_ratio_table(scratch_pairs: pd.DataFrame, null: pd.DataFrame) -> pd.DataFrame:
@@ -33,22 +40,26 @@ def null_ratio_table(scratch_pairs: pd.DataFrame, null: pd.DataFrame) -> pd.Data
                                 ratio=lambda d: d.distance / d.group.map(expected))
 
 
-def scale_free_tables(states: dict[int, States]) -> pd.DataFrame:
-    """Scratch-vs-scratch and scratch-vs-fine-tuned distances per group with relative and cosine scales."""
+def scale_free_tables(states: dict[int, States], tissues: Sequence[str] | None = None) -> pd.DataFrame:
+    """Scratch-vs-scratch and scratch-vs-fine-tuned distances per group with relative and cosine scales.
+
+    ``states``: seed -> net name -> state_dict; ``tissues``: the study's tissues in order (None: those with
+    a scratch net, ``kneelib.compare.distances.study_codes``)."""
     frames = []
     for seed, st in states.items():
         for scale in ("relative", "cosine"):
             for kind, fn in (("scratch_pairs", distances.scratch_pairs_table), ("finetune", distances.finetune_table)):
-                frames.append(fn(st, scale=scale).assign(seed=seed, scale=scale, comparison=kind))
+                frames.append(fn(st, scale=scale, tissues=tissues).assign(seed=seed, scale=scale, comparison=kind))
     return pd.concat(frames, ignore_index=True)
 
 
-def aligned_scratch_pairs(states: dict[int, States]) -> pd.DataFrame:
+def aligned_scratch_pairs(states: dict[int, States], tissues: Sequence[str] | None = None) -> pd.DataFrame:
     """Scratch-vs-scratch kernel distances per group, raw and after aligning net b's channels to net a
-    (weight matching, ``kneelib.compare.alignment.align``)."""
+    (weight matching, ``kneelib.compare.alignment.align``), for every pair of the scratch nets of ``tissues``
+    (None: of every tissue with a scratch net)."""
     rows = []
     for seed, st in states.items():
-        for a, b in itertools.combinations(SCRATCH, 2):
+        for a, b in itertools.combinations(_scratch(states, tissues), 2):
             model_a, model_b = model_from_state(st[a]), model_from_state(st[b])
             aligned = align(model_a, model_b, seed=seed)
             raw = distances.kernel_distances(st[a], st[b])
@@ -67,18 +78,28 @@ def gram_matrices(state: dict[str, torch.Tensor], images: torch.Tensor) -> dict[
 Grams = dict[int, dict[str, dict[str, np.ndarray]]]  # seed -> net -> layer group -> (n, n) Gram matrix
 
 
-def cka_tables(states: dict[int, States], images: torch.Tensor, depth: int) -> tuple[pd.DataFrame, Grams]:
-    """Per-depth CKA (same group in both nets) for scratch-vs-scratch and scratch-vs-fine-tuned pairs.
+def cka_tables(states: dict[int, States], images: torch.Tensor, depth: int,
+               tissues: Sequence[str] | None = None) -> tuple[pd.DataFrame, Grams]:
+    """Per-depth CKA (same group in both nets) for scratch-vs-scratch, scratch-vs-fine-tuned and
+    fine-tuned-vs-own-scratch pairs of the nets of ``tissues`` (None: of every tissue with a scratch net).
+
+    Args:
+        states: seed -> net name -> state_dict.
+        images: (N, 1, S, S) slices the activations are computed on.
+        depth: U-Net depth, for the layer groups.
 
     Returns the table (seed, comparison, pair, group, cka) and the Gram matrices per seed and net,
     from which ``cka_heatmap`` draws any net pair's full layer-by-layer matrix.
     """
     rows, grams = [], {}
+    scratch = _scratch(states, tissues)
     for seed, st in states.items():
         grams[seed] = {name: gram_matrices(s, images) for name, s in st.items()}
-        pairs = [("scratch_pairs", a, b) for a, b in itertools.combinations(SCRATCH, 2)]
-        pairs += [("finetune", a, n) for a in SCRATCH for n in st if n.endswith(f"|{a}")]
-        pairs += [("own_scratch", f"{n[0]}(s)", n) for n in st if "|" in n]  # B(s) vs B|A(s)
+        tuned = [n for n in st if base_of(n) is not None and net_name(base_of(n)) in scratch
+                 and net_name(tissue_of(n)) in scratch]
+        pairs = [("scratch_pairs", a, b) for a, b in itertools.combinations(scratch, 2)]
+        pairs += [("finetune", a, n) for a in scratch for n in tuned if net_name(base_of(n)) == a]
+        pairs += [("own_scratch", net_name(tissue_of(n)), n) for n in tuned]  # B(s) vs B|A(s)
         for kind, a, b in pairs:
             rows += [{"seed": seed, "comparison": kind, "pair": f"{a} vs {b}", "group": g,
                       "cka": cka_from_grams(grams[seed][a][g], grams[seed][b][g])} for g in layer_groups(depth)]

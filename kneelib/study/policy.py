@@ -51,12 +51,14 @@ class PolicyRun:
 
 
 def parse_pairs(pairs: tuple[str, ...]) -> list[tuple[str, str]]:
-    """``("T|F", "M|F")`` -> [(tibial_cartilage, femoral_cartilage), ...]: (target, source)."""
+    """``("T|F", "TL|TM")`` -> [(tibial_cartilage, femoral_cartilage), (lateral_tibial_cartilage,
+    medial_tibial_cartilage)]: (target, source) tissue names."""
     out = []
     for p in pairs:
         target, sep, source = p.partition("|")
         if not sep or target not in CODE_TISSUES or source not in CODE_TISSUES or target == source:
-            raise ValueError(f"policy pair {p!r} must look like 'T|F' with two different codes of {list(CODE_TISSUES)}")
+            raise ValueError(f"policy pair {p!r} must look like 'T|F' or 'TL|TM' with two different codes of "
+                             f"{list(CODE_TISSUES)}")
         out.append((CODE_TISSUES[target], CODE_TISSUES[source]))
     return out
 
@@ -80,7 +82,7 @@ def policy_runs(profile: Profile) -> list[PolicyRun]:
 
 def _run_dir(profile: Profile, run: PolicyRun):
     if run.fraction == 1.0 and run.strategy != "finetune_depth_lr":
-        return None  # the main nine networks of 02/03: reused as they are
+        return None  # the study's main networks of 02/03: reused as they are
     tag = f"{run.strategy}_f{run.fraction:g}" + ("_matched" if run.steps == "matched" else "")
     return paths.models_dir(profile.name) / "policy" / f"{run.spec.folder}__{tag}"
 

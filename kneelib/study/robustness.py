@@ -95,7 +95,7 @@ def reference_profile(profile: Profile) -> Profile:
     if not other or other == profile.name:
         return profile
     renamed = dataclasses.replace(profile, name=other)
-    return renamed if _same_recipe(renamed, get_profile(other), nine_nets.all_specs(0)) else profile
+    return renamed if _same_recipe(renamed, get_profile(other), nine_nets.all_specs(0, profile.tissues)) else profile
 
 
 def setting_dir_name(profile: Profile, s: Setting) -> str:
@@ -108,7 +108,7 @@ def setting_profile(profile: Profile, s: Setting) -> Profile:
     reference profile when its scratch nets are the reference's, else :func:`setting_dir_name`."""
     ref = reference_profile(profile)
     changed = dataclasses.replace(ref.replace(**dict(s.overrides)), name=ref.name)
-    if _same_recipe(changed, ref, nine_nets.scratch_specs(0)):
+    if _same_recipe(changed, ref, nine_nets.scratch_specs(0, ref.tissues)):
         return changed
     return dataclasses.replace(changed, name=setting_dir_name(profile, s))
 
@@ -139,7 +139,7 @@ def train_setting(profile: Profile, ctx: DataContext, s: Setting, force: bool = 
     reused, run_dir.
     """
     sp = setting_profile(profile, s)
-    specs = [spec for seed in profile.seeds for spec in nine_nets.all_specs(seed)]
+    specs = [spec for seed in profile.seeds for spec in nine_nets.all_specs(seed, profile.tissues)]
     jobs = [relocate(profile, s, TrainJob(spec)) for spec in specs]
     results: list[TrainResult] = train_jobs(sp, ctx, jobs, force=force, progress=progress)
     states: States = {}
