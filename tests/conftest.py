@@ -13,6 +13,19 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The tiny profile and its phantom data (generated into a temporary outputs root): (profile, DataContext)."""
+    from kneelib.core import paths
+    from kneelib.core.profiles import get_profile
+    from kneelib.data import context
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(paths.OUTPUTS_ENV, str(tmp_path_factory.mktemp("outputs")))
+        profile = get_profile("tiny")
+        yield profile, context.prepare_data(profile)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """One headless run of the whole suite at the tiny profile (``python -m kneelib reproduce
@@ -26,7 +39,8 @@ def tiny_run(tmp_path_factory):
 
     if reuse := os.environ.get("KNEELIB_TEST_TINY_RUN"):
         root = Path(reuse)
-        yield root, [root / "tiny" / "notebooks" / f"{n}.ipynb" for n in runner.available_notebooks()]
+        yield root, [root / "tiny" / "notebooks" / f"{n}.ipynb" for n in runner.available_notebooks()
+                     if n not in runner.OPT_IN]
         return
     root = tmp_path_factory.mktemp("tiny_run")
     with pytest.MonkeyPatch.context() as mp:

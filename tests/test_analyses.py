@@ -9,7 +9,6 @@ import pytest
 from kneelib.compare import distance_tables
 from kneelib.core import paths, registry
 from kneelib.core.profiles import get_profile
-from kneelib.data import context
 from kneelib.nets.train import TrainResult
 from kneelib.nets.unet import UNet2D
 from kneelib.nets.workers import TrainJob
@@ -22,14 +21,6 @@ def untrained(depth: int, filters: int, seeds=(0, 1)) -> analyses.States:
     """The nine nets of every seed as distinct He initializations (no training)."""
     return {seed: {spec.name: UNet2D(depth, filters, seed=100 * seed + i).state_dict()
                    for i, spec in enumerate(nine_nets.all_specs(seed))} for seed in seeds}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(paths.OUTPUTS_ENV, str(tmp_path_factory.mktemp("outputs")))
-        profile = get_profile("tiny")
-        yield profile, context.prepare_data(profile)
 
 
 def test_states_of_groups_trained_nets_by_seed():

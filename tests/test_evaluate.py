@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from kneelib.core import paths
-from kneelib.core.profiles import get_profile
-from kneelib.data import context, iwoai
+from kneelib.data import iwoai
 from kneelib.nets.evaluate import evaluate_nets, predict_volume
 from kneelib.nets.metrics import volume_ml
 from kneelib.nets.run import NetSpec
@@ -83,14 +81,6 @@ def constant_net(logit: float) -> dict[str, torch.Tensor]:
     state["head.weight"].zero_()
     state["head.bias"].fill_(logit)
     return state
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(paths.OUTPUTS_ENV, str(tmp_path_factory.mktemp("outputs")))
-        profile = get_profile("tiny")
-        yield profile, context.prepare_data(profile)
 
 
 def test_evaluate_nets_one_row_per_net_and_scan_with_known_values(tiny):
