@@ -50,7 +50,7 @@ from kneelib.compare.distances import NETWORK, kernel_distances  # noqa: E402
 from kneelib.core import paths  # noqa: E402
 from kneelib.core.atomic import write_json  # noqa: E402
 from kneelib.core.profiles import Profile, get_profile  # noqa: E402
-from kneelib.core.provenance import git_commit, library_versions  # noqa: E402
+from kneelib.core.provenance import cpu_kind, git_commit, library_versions  # noqa: E402
 from kneelib.data.context import DataContext, prepare_data  # noqa: E402
 from kneelib.nets.evaluate import evaluate_nets  # noqa: E402
 from kneelib.nets.train import state_hash  # noqa: E402
@@ -63,24 +63,11 @@ VARIANTS = {
     "fp32_p1": {"precision": "fp32", "parallel_nets": 1},
 }
 PAIRS = (("bf16_p2", "fp32_p2"), ("fp32_p1", "fp32_p2"))  # (changed, reference)
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
 def cpu_info() -> dict[str, Any]:
-    """The CPU's model and which of ``CPU_FLAGS`` it has (from /proc/cpuinfo), and torch's view of it."""
-    model, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-                break
-    except OSError:
-        pass
-    return {"model": model, "flags": {f: f in flags for f in CPU_FLAGS},
-            "torch_capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count()}
+    """The CPU's model and instruction set as every checkpoint records them, and torch's view of it."""
+    return {**cpu_kind(), "torch_capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count()}
 
 
 def variant_profile(base: Profile, variant: str, suffix: str = "") -> Profile:
@@ -99,7 +86,7 @@ def train_variant(base: Profile, ctx: DataContext, variant: str, seeds: list[int
                   suffix: str = "") -> tuple[list[dict[str, Any]], dict]:
     """Train (or reuse) and evaluate the scratch nets of ``seeds`` in one variant: one row per net, and the states."""
     p = variant_profile(base, variant, suffix)
-    specs = [spec for seed in seeds for spec in scratch_specs(seed)]
+    specs = [spec for seed in seeds for spec in scratch_specs(seed, p.tissues)]
     print(f"\n== {p.name}: {len(specs)} nets, precision {p.precision}, parallel_nets {p.parallel_nets}, "
           f"{torch.get_num_threads()} threads in this process", flush=True)
     start = time.time()

@@ -89,8 +89,7 @@ def plain_loop(cfg: TrainConfig, data: Preloaded, device: torch.device, *, chann
     turns on one of the suite's techniques (``dtype``: autocast to it)."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = UNet2D(cfg.depth, cfg.base_filters, seed=cfg.seed).to(device).to(memory_format=fmt)
-    recipe = train.make_optimizer(model, cfg).defaults  # the suite's Adam constants, wherever the recipe keeps them
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=recipe["betas"], eps=recipe["eps"],
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps,
                            **({"fused": True} if fused else {}))
     net = wrap(model)
     images, masks = data.images, data.masks.float()

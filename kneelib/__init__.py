@@ -6,8 +6,9 @@ Its packages are layers (``lint-imports`` checks them), each importing only thos
 
 - ``report``: the notebooks' shared cells, figures, the activation browser, the headless runner
   (``python -m kneelib reproduce``) and the HTML report;
-- ``study``: the study itself: the nine nets per seed, the controls, the limited-data policy sweep,
-  the recipe-robustness grid and the claim tests;
+- ``study``: the study itself: its nets per seed (N scratch and N(N-1) fine-tuned for N tissues, nine for
+  the paper's three), the controls, the limited-data policy sweep, the recipe-robustness grid and the
+  claim tests;
 - ``compare``: comparing trained nets: weight distances and their tables, activation maps and their
   overlap, permutation alignment, CKA, the spread over seeds;
 - ``nets``: one network: the U-Net, loss, metrics, training and evaluation, worker processes, Slurm;

@@ -71,7 +71,7 @@ claims.with_tissue_pair(acts.overlap).pivot_table(index="group", columns="tissue
 # %% [markdown]
 # ## Claims report
 #
-# Every claim (C1-C8, C8b), computed from the result tables of 03, 04 and this notebook.
+# Every claim (C1-C8, C8m, C8b), computed from the result tables of 03, 04 and this notebook.
 
 # %%
 from IPython.display import Markdown

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # 08 · Do the conclusions survive the training recipe?
 #
-# Every verdict of 04-07 comes from one recipe. Weight distances grow with how far and how fast a net is trained, so a verdict may belong to the recipe rather than to the tissues. Here the nine nets (and the limited-data policy runs C8 needs) are retrained under a small grid of recipes around the profile's own (`kneelib.study.robustness`), at least two seeds each, and every claim and control is recomputed per recipe:
+# Every verdict of 04-07 comes from one recipe. Weight distances grow with how far and how fast a net is trained, so a verdict may belong to the recipe rather than to the tissues. Here the study's nets (nine per seed for the paper's three tissues, and the limited-data policy runs C8 needs) are retrained under a small grid of recipes around the profile's own (`kneelib.study.robustness`), at least two seeds each, and every claim and control is recomputed per recipe:
 #
 # - **recipe**: the profile's recipe (the `robustness` profile: the demo's, reusing the demo's nets when present);
 # - **ft_lr**: fine-tuned nets at the paper's reference fine-tune learning rate 1e-3 (scratch nets shared with *recipe*);

@@ -55,7 +55,7 @@ def test_editing_any_training_file_changes_the_key_and_a_report_module_does_not(
     closure = fingerprint.source_closure(ENTRY, package_copy)
     for path in closure:
         original = path.read_bytes()
-        path.write_bytes(original + b"\n# an edit\n")
+        path.write_bytes(original + b"\n_an_edit = 1\n")
         assert fingerprint.source_fingerprint(ENTRY, package_copy) != before, path
         path.write_bytes(original)
     assert fingerprint.source_fingerprint(ENTRY, package_copy) == before
@@ -73,3 +73,14 @@ def test_a_new_module_imported_by_the_training_path_joins_the_key(package_copy: 
     edited = fingerprint.source_fingerprint(ENTRY, package_copy)
     (package_copy / "data" / "new_reader.py").write_text("READER = 'nnunet'\n")
     assert len({before, edited, fingerprint.source_fingerprint(ENTRY, package_copy)}) == 3
+
+
+def test_comments_and_docstrings_are_not_code_but_strings_and_numbers_are(package_copy: Path) -> None:
+    before = fingerprint.source_fingerprint(ENTRY, package_copy)
+    losses = package_copy / "nets" / "losses.py"
+    text = losses.read_text()
+    assert '"""' in text and "smooth: float = 1.0" in text
+    losses.write_text("# a new comment\n" + text.replace('"""', '"""Reworded. ', 1) + "\n# and another\n")
+    assert fingerprint.source_fingerprint(ENTRY, package_copy) == before  # a comment or docstring: no retraining
+    losses.write_text(text.replace("smooth: float = 1.0", "smooth: float = 0.5"))
+    assert fingerprint.source_fingerprint(ENTRY, package_copy) != before  # a number in the code

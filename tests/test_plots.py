@@ -39,3 +39,10 @@ def test_tissue_volume_figure_draws_the_tissues_of_the_table():
     volumes = pd.DataFrame([{"split": "train", "tissue": t, "volume_ml": 1.0}
                             for t in ("medial_meniscus", "lateral_meniscus")])
     assert [tr.name for tr in figure_tissue_volumes(volumes).data] == ["medial meniscus", "lateral meniscus"]
+
+
+def test_every_tissue_of_the_vocabulary_has_a_colour():
+    from kneelib.names import ALL_TISSUES
+    from kneelib.report.plots import TISSUE_COLORS
+
+    assert set(TISSUE_COLORS) == set(ALL_TISSUES) and len(set(TISSUE_COLORS.values())) == len(ALL_TISSUES)

@@ -94,7 +94,8 @@ def val_loss_of(state: dict[str, torch.Tensor], cfg: TrainConfig, val: ToyDisks)
     """The validation loss of ``state`` computed afresh, in the precision ``cfg`` trained in."""
     model = UNet2D(cfg.depth, cfg.base_filters)
     model.load_state_dict(state)
-    return train.validation_loss(model, val, 2 * cfg.batch_size, CPU, train.autocast_dtype(cfg.precision, CPU))
+    return train.validation_loss(model, val, 2 * cfg.batch_size, CPU, train.autocast_dtype(cfg.precision, CPU),
+                                 loss_reduction=cfg.loss_reduction)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -685,3 +686,30 @@ def test_run_key_hashes_the_training_path_found_from_its_imports() -> None:
 
     assert train.code_fingerprint() == source_fingerprint(train.TRAINING_ENTRY)
     assert not hasattr(train, "_CODE_FILES")
+
+
+def test_per_run_fields_can_be_overridden_too() -> None:
+    from kneelib.nets.run import NetSpec, train_config
+
+    spec = NetSpec("meniscus", "femoral_cartilage", seed=1)
+    assert train_config(PROFILES["paper"], spec).seed == spec.run_seed == 1021
+    cfg = train_config(PROFILES["paper"], spec, seed=3, base_net=None)
+    assert (cfg.seed, cfg.base_net, cfg.tissue) == (3, None, "meniscus")
+
+
+def test_a_subset_run_is_keyed_by_its_training_scans(tmp_path: Path, data) -> None:
+    """Which subjects a limited-data run trains on is chosen outside the training path: the key holds them."""
+    subset = dataclasses.replace(SMALL, train_fraction=0.5)
+    keys = {train.run_key(subset, MANIFEST, None, scans) for scans in (("a", "b"), ("a", "c"), None)}
+    assert len(keys) == 3
+    train_ds, val_ds = data
+    train_ds.scan_ids = ("scan1", "scan2")
+    try:
+        first = run(subset, tmp_path, (train_ds, val_ds))
+        assert first.meta["key"] == train.run_key(subset, MANIFEST, None, ("scan1", "scan2"))
+        train_ds.scan_ids = ("scan1", "scan3")
+        assert not run(subset, tmp_path, (train_ds, val_ds)).reused  # another subset: trained again
+        full = run(SMALL, tmp_path / "full", (train_ds, val_ds))  # a full-data run: the manifest fixes its scans
+        assert full.meta["key"] == train.run_key(SMALL, MANIFEST, None)
+    finally:
+        del train_ds.scan_ids

@@ -12,6 +12,7 @@ from kneelib.compare.spread import seed_summary
 from kneelib.core.profiles import Profile
 
 States = dict[str, dict[str, torch.Tensor]]  # net name -> state_dict
+SeedStates = dict[int, States]  # seed -> net name -> state_dict
 
 
 def _with_seed(frames: dict[int, pd.DataFrame]) -> pd.DataFrame:

@@ -65,9 +65,22 @@ def source_closure(entry: str, package_dir: Path = PACKAGE_DIR) -> list[Path]:
     return sorted(files)
 
 
+def code_of(path: Path) -> bytes:
+    """The code of the source file ``path``: its syntax tree, printed, without docstrings (and so without
+    comments, which the tree never holds)."""
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(
+                    first.value.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
+
+
 def source_fingerprint(entry: str, package_dir: Path = PACKAGE_DIR) -> str:
-    """A 16-hex-digit hash of the paths and bytes of :func:`source_closure` ``(entry)``."""
+    """A 16-hex-digit hash of the paths and the code (:func:`code_of`) of :func:`source_closure` ``(entry)``."""
     h = hashlib.sha256()
     for path in source_closure(entry, package_dir):
-        h.update(path.relative_to(package_dir).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        h.update(path.relative_to(package_dir).as_posix().encode() + b"\0" + code_of(path) + b"\0")
     return h.hexdigest()[:16]

@@ -1,6 +1,6 @@
 """Profiles: named parameter sets over one code path.
 
-- ``tiny``: the whole notebook suite in about two minutes, for tests.
+- ``tiny``: the whole notebook suite in about two minutes on 2 cores, for tests.
 - ``demo``: the README's main job on a 2-core CPU (synthetic phantoms): 01-07 in about 45 minutes
   (docs/measurements.md, "Run times").
 - ``robustness``: the demo's recipe and data for 08_robustness (the nets retrained under a grid of recipes).
@@ -85,7 +85,7 @@ class Profile:
     # "epochs": every run the profile's epochs (fewer subjects, fewer optimizer steps); "matched": runs at a
     # fraction < 1 take as many optimizer steps as a full-data run (kneelib.study.policy.matched_steps)
     policy_steps: tuple[str, ...] = ("epochs", "matched")
-    # -- recipe robustness (08_robustness): the nine nets retrained under each setting (kneelib.study.robustness)
+    # -- recipe robustness (08_robustness): the study's nets retrained under each setting (kneelib.study.robustness)
     robustness_settings: tuple[str, ...] = ("recipe", "ft_lr", "converge")
     robustness_seeds: tuple[int, ...] = ()  # seeds of every setting (empty: ``seeds``); at least 2 for an interval
     robustness_reuse: str = ""     # profile whose nets the "recipe" setting reuses ("": this profile's own)
@@ -108,7 +108,7 @@ PROFILES: dict[str, Profile] = {
     # The paper's shapes, with only what costs time cut: 2/1/1 subjects, 8 slices per scan (the in-plane
     # 384 x 384 stays), one optimizer step of batch 2 per epoch and one epoch, one seed, 8 CKA slices, 2
     # activation slices, and a policy sweep of one pair at two fractions. Batch 2 for time, not memory: one
-    # step of the 34.6 M net is ~390 GFLOP at batch 2 (estimated from the layer sizes; README "Run times").
+    # step of the 34.6 M net is some 400 GFLOP at batch 2 (benchmarks/training_loops.py counts them).
     "paper_smoke": Profile(
         name="paper_smoke", subjects={"train": 2, "valid": 1, "test": 1}, volume_shape=(384, 384, 8),
         batch_size=2, max_epochs=1, steps_per_epoch=1, seeds=(0,), eval_batch_size=8, activation_slices=2,

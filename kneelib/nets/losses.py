@@ -16,8 +16,8 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1
         logits: (N, 1, H, W) raw network outputs.
         target: (N, 1, H, W) binary mask (0/1, any float dtype).
         smooth: added to numerator and denominator (1.0: one pixel).
-        reduction: required, since neither choice is a safe default: the suite trains with
-            ``"batch"`` (``Profile.loss_reduction``) and its validation loss is ``"sample"``.
+        reduction: required, since neither choice is a safe default: the suite trains and validates
+            with ``Profile.loss_reduction`` (``"batch"`` in every profile; the reference used ``"sample"``).
             ``"sample"`` computes the Dice of each slice and averages over the batch (the
             reference recipe); ``"batch"`` sums over the whole batch first. Per sample, a slice without
             the tissue scores 1 - 1 / (sum(p) + 1), which is flat once a few pixels are predicted, so

@@ -65,8 +65,9 @@ class NetSpec:
 def train_config(profile: Profile, spec: NetSpec, **overrides) -> TrainConfig:
     """The profile's recipe for one net (:meth:`TrainConfig.from_profile`: fine-tuned nets use ``finetune_lr``
     and ``finetune_max_epochs``); ``overrides`` replace any field."""
-    base_net = None if spec.base is None else spec.base.name
-    return TrainConfig.from_profile(profile, spec.tissue, base_net=base_net, seed=spec.run_seed, **overrides)
+    per_run = {"tissue": spec.tissue, "base_net": None if spec.base is None else spec.base.name,
+               "seed": spec.run_seed}
+    return TrainConfig.from_profile(profile, **(per_run | overrides))
 
 
 def train_net(profile: Profile, ctx: DataContext, spec: NetSpec, force: bool = False, progress: bool = True,

@@ -109,7 +109,7 @@ class TrainConfig:
             recipe["lr"] = profile.finetune_lr
             if profile.finetune_max_epochs is not None:
                 recipe["max_epochs"] = profile.finetune_max_epochs
-        return cls(tissue=tissue, base_net=base_net, seed=seed, **(recipe | overrides))
+        return cls(**({"tissue": tissue, "base_net": base_net, "seed": seed} | recipe | overrides))
 
 
 @dataclass
@@ -233,8 +233,9 @@ class _StoredMasks(Dataset):
 
 def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, batches, device: torch.device,
                 dtype: torch.dtype | None, scaler: torch.amp.GradScaler | None, bar=None,
-                loss_reduction: str = "batch") -> float:
-    """One pass of optimizer steps; returns the mean training loss. NaN/inf stops training."""
+                *, loss_reduction: str) -> float:
+    """One pass of optimizer steps; returns the mean training loss. NaN/inf stops training.
+    ``loss_reduction``: the recipe's (``TrainConfig.loss_reduction``)."""
     model.train()
     total, count = 0.0, 0
     for x, y in batches:
@@ -262,7 +263,7 @@ def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, batches, dev
 
 @torch.no_grad()
 def validation_loss(model: torch.nn.Module, ds: Dataset, batch_size: int, device: torch.device,
-                    dtype: torch.dtype | None, loss_reduction: str = "batch") -> float:
+                    dtype: torch.dtype | None, *, loss_reduction: str) -> float:
     """Soft-Dice loss over ``ds`` in eval mode (batch-norm running statistics).
 
     ``"batch"``: one soft Dice over every pixel of the set, so the value does not depend on how
@@ -302,9 +303,15 @@ def state_hash(state: dict[str, torch.Tensor] | None) -> str | None:
     return h.hexdigest()[:16]
 
 
-def run_key(cfg: TrainConfig, manifest_hash: str, base_state: dict | None) -> str:
+def run_key(cfg: TrainConfig, manifest_hash: str, base_state: dict | None,
+            train_scans: tuple[str, ...] | None = None) -> str:
+    """The identity of a run: its recipe, the data (manifest hash, and the training scans when the run trains
+    on a subset of them, as the limited-data runs of 07 do), the code of the training path and the weights
+    it starts from."""
     payload = {"config": dataclasses.asdict(cfg), "data": manifest_hash, "code": code_fingerprint(),
                "base": state_hash(base_state)}
+    if train_scans is not None:
+        payload["train_scans"] = list(train_scans)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -346,7 +353,10 @@ def read_or_set_aside(path: Path, consequence: str) -> dict[str, Any] | None:
         return load_checkpoint(path)
     except CheckpointError as e:
         aside = path.with_name(path.name + ".corrupt")
-        os.replace(path, aside)
+        try:
+            os.replace(path, aside)
+        except FileNotFoundError:  # another process training the same net moved it first
+            return None
         warnings.warn(f"{e}. Moved it to {aside.name}; {consequence}.", CheckpointWarning, stacklevel=2)
         return None
 
@@ -361,6 +371,14 @@ def resumable_epoch(run_dir: str | Path) -> int:
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _subset_scans(train_ds: Dataset, cfg: TrainConfig) -> tuple[str, ...] | None:
+    """The training scans of a run on a fraction of the training subjects (None for a full-data run, whose
+    scans the manifest hash already fixes): which subjects a subset holds is chosen outside the training
+    path (07's policy), so the key holds the choice itself."""
+    scans = getattr(train_ds, "scan_ids", None)
+    return tuple(scans) if scans is not None and cfg.train_fraction < 1 else None
 
 
 @dataclass
@@ -468,7 +486,7 @@ def fit(cfg: TrainConfig, train_ds: Dataset, val_ds: Dataset, run_dir: str | Pat
     """
     run_dir = Path(run_dir)
     device = device or default_device()
-    key = run_key(cfg, manifest_hash, base_state)
+    key = run_key(cfg, manifest_hash, base_state, _subset_scans(train_ds, cfg))
     best_path, last_path = run_dir / "best.pt", run_dir / "last.pt"
     if not force:
         best = read_or_set_aside(best_path, f"{run_dir.name} is trained again")
@@ -508,8 +526,10 @@ def fit(cfg: TrainConfig, train_ds: Dataset, val_ds: Dataset, run_dir: str | Pat
                   unit="slice", disable=not progress, leave=False, mininterval=2.0) as bar:
             start = time.perf_counter()
             batches = iterate_batches(train_ds, order, cfg.batch_size, num_workers)
-            train_loss = train_epoch(model, opt, batches, device, dtype, scaler, bar, cfg.loss_reduction)
-            val_loss = validation_loss(model, val_ds, cfg.batch_size * 2, device, dtype, cfg.loss_reduction)
+            train_loss = train_epoch(model, opt, batches, device, dtype, scaler, bar,
+                                     loss_reduction=cfg.loss_reduction)
+            val_loss = validation_loss(model, val_ds, cfg.batch_size * 2, device, dtype,
+                                       loss_reduction=cfg.loss_reduction)
         if not math.isfinite(val_loss):
             raise FloatingPointError(f"{run_dir.name}: validation loss is {val_loss} at epoch {loop.epoch + 1}")
         sched.step()

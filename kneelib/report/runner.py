@@ -29,7 +29,7 @@ from kneelib.core.profiles import PROFILES, get_profile
 
 NOTEBOOKS = ("01_data", "02_scratch", "03_finetune", "04_distances", "05_activations", "06_controls", "07_policy",
              "08_robustness")
-# Run only when named in ``only``: 08 retrains the nine nets under several recipes (``make robustness``:
+# Run only when named in ``only``: 08 retrains the study's nets under several recipes (``make robustness``:
 # ``--profile robustness --only 08``), far longer than 01-07 together.
 OPT_IN = ("08_robustness",)
 

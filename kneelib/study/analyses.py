@@ -20,6 +20,7 @@ import torch
 
 from kneelib.compare import activations as act
 from kneelib.compare import distance_tables
+from kneelib.compare.distance_tables import SeedStates as States
 from kneelib.compare.spread import seed_summary
 from kneelib.core.profiles import Profile
 from kneelib.data.context import DataContext, activation_inputs, cka_images
@@ -31,8 +32,6 @@ from kneelib.nets.unet import model_from_state
 from kneelib.nets.workers import TrainJob
 from kneelib.study import controls as ctl
 from kneelib.study import nine_nets, policy
-
-States = dict[int, dict[str, dict[str, torch.Tensor]]]  # seed -> net name -> state_dict
 
 
 def states_of(trained: dict[NetSpec, TrainResult]) -> States:

@@ -16,11 +16,10 @@ import torch
 from kneelib.compare import distances
 from kneelib.compare.activations import layer_activations
 from kneelib.compare.alignment import align
+from kneelib.compare.distance_tables import States
 from kneelib.compare.similarity import cka_from_grams, gram
 from kneelib.names import base_of, net_name, scratch_nets, tissue_of
 from kneelib.nets.unet import layer_groups, model_from_state
-
-States = dict[str, dict[str, torch.Tensor]]
 
 
 def _scratch(states: dict[int, States], tissues: Sequence[str] | None) -> tuple[str, ...]:

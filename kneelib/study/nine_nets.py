@@ -6,16 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
+from kneelib.compare.distance_tables import States
 from kneelib.core.profiles import Profile
 from kneelib.data.context import DataContext
 from kneelib.names import PAPER_TISSUES
 from kneelib.nets.run import NetSpec
 from kneelib.nets.train import TrainResult
 from kneelib.nets.workers import TrainJob, train_jobs
-
-States = dict[str, dict[str, torch.Tensor]]  # net name -> state_dict
 
 
 def scratch_specs(seed: int = 0, tissues: Sequence[str] = PAPER_TISSUES) -> list[NetSpec]:

@@ -122,7 +122,7 @@ def run_policy(profile: Profile, ctx: DataContext, runs: list[PolicyRun], force:
     results = train_jobs(profile, ctx, jobs, force=force, progress=progress)
     rows = []
     for run, job, result in zip(runs, jobs, results):
-        # a policy run's own folder (not one of the nine main nets): its weights go once it is evaluated
+        # a policy run's own folder (not one of the study's main nets): its weights go once it is evaluated
         drop = job.run_dir is not None and not profile.policy_keep_weights
         per_scan = evaluate_run(profile, ctx, run.spec, result, drop_weights=drop)
         n_slices = len(slice_dataset(ctx, "train", run.target, profile.slice_size, job.train_scans))

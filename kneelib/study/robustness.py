@@ -1,7 +1,7 @@
 """Do the claims survive the training recipe? (08_robustness)
 
-The nine nets (and the policy runs C8 needs) are retrained under a small grid of recipes around a
-profile's own, and every claim and control is recomputed per recipe ("setting"):
+The study's nets (nine per seed for the paper's tissues) and the policy runs C8 needs are retrained under
+a small grid of recipes around a profile's own, and every claim and control is recomputed per recipe ("setting"):
 
 - ``recipe``: the profile's recipe itself. With ``Profile.robustness_reuse`` (the ``robustness``
   profile: ``"demo"``) its nets are that profile's, reused when present (or trained where that
@@ -89,7 +89,7 @@ def _same_recipe(a: Profile, b: Profile, specs: list[NetSpec]) -> bool:
 
 def reference_profile(profile: Profile) -> Profile:
     """The profile the reference setting trains (or reuses) its nets under: ``profile`` renamed to
-    ``profile.robustness_reuse`` when that profile has exactly the same recipe for all nine nets,
+    ``profile.robustness_reuse`` when that profile has exactly the same recipe for all the study's nets,
     else ``profile`` itself (so a changed recipe never overwrites another profile's nets)."""
     other = profile.robustness_reuse
     if not other or other == profile.name:
@@ -132,7 +132,7 @@ States = analyses.States  # seed -> net name -> state_dict
 
 def train_setting(profile: Profile, ctx: DataContext, s: Setting, force: bool = False,
                   progress: bool = True) -> tuple[States, pd.DataFrame]:
-    """Train (or reuse) the nine nets of every seed of ``profile`` under setting ``s``.
+    """Train (or reuse) the study's nets of every seed of ``profile`` under setting ``s``.
 
     Returns the weights (seed -> net -> state) and one row per net: setting, seed, net, kind, epochs,
     best_epoch, best_val_loss, train_seconds (summed over the run's epochs, also for reused nets),
