@@ -105,10 +105,10 @@ fig.update_yaxes(type="linear", title_text="linear CKA (debiased)")
 save_figure(fig, FIGURES, registry.figure("controls_cka_per_depth"))
 fig.show()
 seed = P.seeds[0]
-# The first two tissues' scratch nets: F(s) vs T(s) for the paper's (the file name keeps F_T for any tissues).
+# The first two tissues' scratch nets: F(s) vs T(s) for the paper's.
 fig = distance_plots.figure_cka_heatmap(controls.cka_heatmap(grams[seed][scratch[0]], grams[seed][scratch[1]], P.depth),
                                         f"Layer-by-layer CKA: {scratch[0]} (rows) vs {scratch[1]} (columns)")
-save_figure(fig, FIGURES, registry.figure("controls_cka_heatmap_F_T"))
+save_figure(fig, FIGURES, registry.figure("controls_cka_heatmap_scratch"))
 fig.show()
 
 # %% [markdown]
@@ -139,7 +139,7 @@ Markdown(claims_report.claims_md_path(P.name).read_text())
 # - `outputs/<profile>/results/controls_null_ratio.csv`, `controls_scale_free.csv`,
 #   `controls_aligned_distances.csv`, `controls_cka.csv`, `controls_seed_spread.csv`, `claims.csv`
 # - `outputs/<profile>/figures/controls_null_ratio`, `controls_aligned_distances`,
-#   `controls_cka_per_depth`, `controls_cka_heatmap_F_T`
+#   `controls_cka_per_depth`, `controls_cka_heatmap_scratch`
 #
 # Next: [07_policy](07_policy.ipynb).
 

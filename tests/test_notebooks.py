@@ -321,3 +321,24 @@ def test_robustness_notebook_at_tiny_profile(tmp_path, monkeypatch):
     assert "Plotly.newPlot" in (out / f"{registry.FIGURES['robustness_claims_heatmap'].path}.html").read_text()
     md = (out / "claims.md").read_text()
     assert "robust across recipes |" in md and md.count("\n| C") >= len(ids)
+
+
+@pytest.mark.slow
+def test_a_study_of_two_other_tissues_runs_and_leaves_the_paper_claims_unanswered(tmp_path, monkeypatch):
+    """``--set 'tissues=["femoral_cartilage","patellar_cartilage"]'``: 01-07 run with 2 scratch and 2 fine-tuned
+    nets per seed; the claims about F, T and M say n/a, those about any scratch and fine-tuned nets are answered."""
+    monkeypatch.setenv(paths.OUTPUTS_ENV, str(tmp_path))
+    tissues = ["femoral_cartilage", "patellar_cartilage"]
+    executed = runner.reproduce("tiny", overrides={"tissues": tissues}, report=False)
+    assert [p.stem for p in executed] == DEFAULT_NOTEBOOKS
+    out = tmp_path / "tiny"
+    assert sorted(_results(out, "per_scan").net.unique()) == ["F(s)", "F|P(s)", "P(s)", "P|F(s)"]
+    assert list(_results(out, "tissue").pair) == ["F-P"]
+    claims = _results(out, "claims").set_index("id")
+    paper_only = ["C4", "C5", "C6", "C7"]
+    assert claims.loc[paper_only, "this_run"].str.startswith("n/a: needs the paper's tissues F, T and M").all()
+    assert claims.loc[paper_only, "margin"].isna().all()
+    assert claims.loc[["C1", "C2", "C3"], "margin"].notna().all()
+    md = (out / "claims.md").read_text()
+    assert all(next(line for line in md.splitlines() if line.startswith(f"| {c} |")).endswith("| n/a | n/a |")
+               for c in paper_only)

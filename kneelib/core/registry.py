@@ -91,7 +91,7 @@ FIGURES: dict[str, Output] = {f.stem: f for f in (
     _figure("controls_null_ratio", "06_controls"),
     _figure("controls_aligned_distances", "06_controls"),
     _figure("controls_cka_per_depth", "06_controls"),
-    _figure("controls_cka_heatmap_F_T", "06_controls"),
+    _figure("controls_cka_heatmap_scratch", "06_controls"),
     _figure("policy_dice_vs_data", "07_policy"),
     _figure("robustness_claims_heatmap", "08_robustness"),
 )}
