@@ -92,8 +92,10 @@ def strip_seconds(history: list[dict[str, float]]) -> list[dict[str, float]]:
 
 
 def val_loss_of(state: dict[str, torch.Tensor], cfg: TrainConfig, val: ToyDisks) -> float:
-    """The validation loss of ``state`` computed afresh, in the precision ``cfg`` trained in."""
-    model = UNet2D(cfg.depth, cfg.base_filters)
+    """The validation loss of ``state`` computed afresh, as the loop computes it: in the precision ``cfg`` trained
+    in and in channels-last memory format (under bf16 the two formats pick different kernels, which round
+    differently: ~1e-5 on this loss)."""
+    model = UNet2D(cfg.depth, cfg.base_filters).to(memory_format=torch.channels_last)
     model.load_state_dict(state)
     return train.validation_loss(model, val, 2 * cfg.batch_size, CPU, train.autocast_dtype(cfg.precision, CPU),
                                  loss_reduction=cfg.loss_reduction)
