@@ -11,7 +11,7 @@ import dataclasses
 import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -99,5 +99,5 @@ def provenance(config: Any, manifest_hash: str, seed: int | None) -> dict[str, A
         "versions": library_versions(),
         "git_commit": git_commit(),
         "numerics": numerics(),
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
