@@ -32,7 +32,16 @@ import pandas as pd
 import torch
 from torch import nn
 
-from kneelib.names import ALL_TISSUES, PAPER_HEADLINE, base_of, net_name, parse_net_name, tissue_code, tissue_pairs
+from kneelib.names import (
+    ALL_TISSUES,
+    PAPER_HEADLINE,
+    base_of,
+    finetuned_nets,
+    net_name,
+    parse_net_name,
+    tissue_code,
+    tissue_pairs,
+)
 from kneelib.nets.unet import UNet2D, group_of
 
 REDUCTIONS = ("kernel", "weight", "filter")
@@ -342,8 +351,7 @@ def finetune_table(states: Mapping[str, StateLike], reduction: str = "kernel",
         DataFrame with columns pair, net_a (the scratch net), net_b (the fine-tuned net),
         group, distance.
     """
-    codes = study_codes(states, tissues)
-    pairs = [(net_name(a), net_name(b, a)) for a in codes for b in codes if a != b]
+    pairs = [(net_name(base_of(tuned)), tuned) for tuned in finetuned_nets(study_codes(states, tissues))]
     return _table(states, pairs, reduction, scale)
 
 

@@ -54,8 +54,9 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from kneelib.core.atomic import atomic_path, write_json
+from kneelib.data.iwoai import seg_to_tissues
 from kneelib.data.manifest import ScanRecord, file_sha256, iwoai_records, read_manifest, write_manifest
-from kneelib.names import IWOAI, IWOAI_SUBJECTS, PAPER_TISSUES, SPLITS, TIMEPOINTS, tissue_labels, tissue_name
+from kneelib.names import IWOAI_SUBJECTS, PAPER_TISSUES, SPLITS, TIMEPOINTS
 
 # Bump whenever the rendered arrays change for a given seed, so stored data sets are regenerated.
 PHANTOM_VERSION = 2
@@ -666,8 +667,7 @@ def intensity_dice_by_tissue(image: np.ndarray, seg: np.ndarray, levels: int = 6
     """:func:`best_intensity_dice` of each of ``tissues`` (default the paper's); image (H, W, D), seg (H, W, D, 6)
     in IWOAI channel order. Returns tissue name -> Dice."""
     bins, n_bins = _quantile_bins(np.asarray(image), levels)
-    return {t: _best_window(bins, n_bins, np.any(seg[..., list(tissue_labels(t, IWOAI))] != 0, axis=-1).ravel())
-            for t in (tissue_name(t) for t in tissues)}
+    return {t: _best_window(bins, n_bins, mask.ravel()) for t, mask in seg_to_tissues(seg, tissues).items()}
 
 
 def _quantile_bins(image: np.ndarray, levels: int) -> tuple[np.ndarray, int]:
