@@ -134,7 +134,7 @@ spread[spread.group == "network"].round(4)
 # C7 (activations) is added by 05.
 
 # %%
-table = claims_report.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta)
+table = claims_report.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta, ctx.source)
 table[["id", "paper", "this_run", "holds"]]
 
 # %% [markdown]

@@ -78,7 +78,7 @@ from IPython.display import Markdown
 
 from kneelib.report import claims_report
 
-table = claims_report.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta)
+table = claims_report.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta, ctx.source)
 Markdown(claims_report.claims_md_path(P.name).read_text())
 
 # %% [markdown]

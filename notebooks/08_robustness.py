@@ -62,17 +62,18 @@ import time
 
 import pandas as pd
 
-margins, ratios, nets, inputs = [], [], [], {}
+margins, effects, ratios, nets, inputs = [], [], [], [], {}
 for s in grid:
     t0 = time.perf_counter()
     states, trained = robustness.train_setting(P, ctx, s, force=force)
-    inputs[s.name] = robustness.claim_inputs(P, ctx, s, states, force=force)
+    inputs[s.name] = robustness.claim_inputs(P, ctx, s, states, trained, force=force)
     margins.append(robustness.setting_margins(s, inputs[s.name], seeds, latent))
+    effects.append(robustness.setting_effects(P, s, inputs[s.name], seeds, latent))
     ratios.append(robustness.headline_ratios(s, inputs[s.name]))
     nets.append(trained)
     print(f"{s.name}: {time.perf_counter() - t0:.0f} s; {int((~trained.reused).sum())} of {len(trained)} nets trained",
           flush=True)
-margins, ratios, nets = (pd.concat(x, ignore_index=True) for x in (margins, ratios, nets))
+margins, effects, ratios, nets = (pd.concat(x, ignore_index=True) for x in (margins, effects, ratios, nets))
 results.save_table(margins, RESULTS, registry.table("robustness_margins"), meta)
 results.save_table(ratios, RESULTS, registry.table("robustness_headline_ratio"), meta)
 results.save_table(nets, RESULTS, registry.table("robustness_nets"), meta)
@@ -82,17 +83,17 @@ results.save_table(policy_all, RESULTS, registry.table("robustness_policy"), met
 # %% [markdown]
 # ## The claim x setting table
 #
-# One row per claim and setting: in how many seeds it holds, the mean margin (> 0: holds) and its 95% t-interval across seeds. The controls of 06 (untrained null, alignment, CKA) get the same table.
+# One row per claim and setting, judged by the rule of 04-07 (`kneelib.study.verdicts`): the effect (mean margin over seeds) with its 95% interval (t over seeds; for test-Dice claims a bootstrap over seeds and test subjects) and the verdict **supported** (interval above 0), **contradicted** (below 0), **inconclusive** (contains 0) or **n/a**. The controls of 06 (untrained null, alignment, CKA) get the same table. `reference_scratch` marks a setting that reuses the reference's scratch nets (`ft_lr`): for claims on scratch nets only (C1, C1b) it is not a second test and is not counted across recipes.
 
 # %%
-table = robustness.robustness_table(margins)
+table = robustness.robustness_table(effects)
 claim_rows = table[table.test == "claim"].drop(columns="test")
 results.save_table(claim_rows, RESULTS, registry.table("robustness_claims"), meta)
 results.save_table(table[table.test != "claim"], RESULTS, registry.table("robustness_controls"), meta)
-claim_rows.pivot(index="id", columns="setting", values="holds_in_seeds")[[s.name for s in grid]]
+claim_rows.pivot(index="id", columns="setting", values="verdict")[[s.name for s in grid]]
 
 # %%
-table[table.test != "claim"].pivot(index=["id", "test"], columns="setting", values="holds_in_seeds")
+table[table.test != "claim"].pivot(index=["id", "test"], columns="setting", values="verdict")
 
 # %%
 from kneelib.report.export import save_figure
@@ -118,12 +119,12 @@ display(ratio_table.round(3))
 Markdown(claims_report.recipe_summary_markdown(ratio_table, table, grid))
 
 # %% [markdown]
-# ## The claims report with "robust across recipes"
+# ## The claims report with the verdicts across recipes
 #
-# The reference setting's claims (the profile's own recipe), with a column saying whether each verdict survives every recipe of the grid, and if not, where it flips.
+# The reference setting's claims (the profile's own recipe), with a column counting each claim's verdicts over the recipes that have nets of their own, e.g. "supported in 2 of 3, inconclusive in 1".
 
 # %%
-claims_report.write_claims(P.name, seeds, latent, meta, tables=inputs[robustness.REFERENCE])
+claims_report.write_claims(P.name, seeds, latent, meta, ctx.source, tables=inputs[robustness.REFERENCE])
 Markdown(claims_report.claims_md_path(P.name).read_text())
 
 # %% [markdown]

@@ -3,6 +3,7 @@ and ranking source tissues."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -150,17 +151,19 @@ def test_source_ranking_on_a_hand_made_sweep():
     assert out.pair.to_dict() == {("T", "F"): "F-T", ("T", "M"): "M-T", ("M", "F"): "F-M", ("M", "T"): "M-T",
                                   ("F", "T"): "F-T"}
     assert out.loc[("M", "T"), "tissue_distance"] == 0.09 and out.loc[("M", "F"), "asymmetry"] == 0.2
-    verdict = out.better_source_is_closer.to_dict()
-    assert verdict[("T", "F")] is True and verdict[("T", "M")] is True
-    assert verdict[("M", "F")] is False and verdict[("M", "T")] is False
-    assert verdict[("F", "T")] is None
+    assert out.dice_rank.to_dict() == {("T", "F"): 1, ("T", "M"): 2, ("M", "F"): 2, ("M", "T"): 1, ("F", "T"): 1}
+    assert out.distance_rank.to_dict() == {("T", "F"): 1, ("T", "M"): 2, ("M", "F"): 1, ("M", "T"): 2, ("F", "T"): 1}
+    agreement = out.rank_agreement.to_dict()
+    assert agreement[("T", "F")] == agreement[("T", "M")] == 1.0  # the closer source F is the better one
+    assert agreement[("M", "F")] == agreement[("M", "T")] == -1.0  # the farther source T is the better one
+    assert np.isnan(agreement[("F", "T")])  # one source: nothing to rank
 
 
 def test_source_ranking_uses_full_data_when_the_sweep_has_nothing_else():
     rows = _policy_rows("T", "F", (0.6, 0.6), fraction=1.0) + _policy_rows("T", "M", (0.7, 0.7), fraction=1.0)
     out = policy.source_ranking(pd.DataFrame(rows), TISSUE).set_index("source")
     assert out.dice.to_dict() == pytest.approx({"F": 0.6, "M": 0.7})
-    assert out.better_source_is_closer.tolist() == [False, False]  # M wins, but F-T is the shorter distance
+    assert out.rank_agreement.tolist() == [-1.0, -1.0]  # M wins, but F-T is the shorter distance
 
 
 def test_matched_steps_stretches_epochs_patience_and_decay():
@@ -171,8 +174,9 @@ def test_matched_steps_stretches_epochs_patience_and_decay():
         policy.matched_steps(demo, 12, 0)
     runs = policy.policy_runs(get_profile("tiny"))
     matched = [r for r in runs if r.steps == "matched"]
-    assert len(matched) == 3 and all(r.fraction < 1 for r in matched)  # none at full data: same as "epochs"
-    assert len(runs) == 2 * 3 + 3
+    # tiny: pairs T|F and F|T, fractions 0.34 and 1.0, three strategies each; matched only at 0.34
+    assert len(matched) == 2 * 3 and all(r.fraction < 1 for r in matched)  # none at full data: same as "epochs"
+    assert len(runs) == 2 * 2 * 3 + 2 * 3
 
 
 def test_policy_summary_one_row_per_step_variant_with_mean_over_seeds():

@@ -103,7 +103,7 @@ PROFILES: dict[str, Profile] = {
         name="demo", subjects={"train": 6, "valid": 2, "test": 2}, volume_shape=(96, 96, 24),
         slice_size=96, depth=6, base_filters=8, batch_size=8, max_epochs=6, patience=3,
         min_delta=1e-5, lr=5e-3, finetune_lr=5e-3, head_bias=-3.0, seeds=(0, 1, 2), parallel_nets=2,
-        cka_slices=48, policy_fractions=(0.17, 0.5, 1.0), policy_pairs=("T|F", "T|M"),
+        cka_slices=48, policy_fractions=(0.17, 0.5, 1.0), policy_pairs=("T|F", "T|M", "F|T"),
     ),
     # The paper's shapes, with only what costs time cut: 2/1/1 subjects, 8 slices per scan (the in-plane
     # 384 x 384 stays), one optimizer step of batch 2 per epoch and one epoch, one seed, 8 CKA slices, 2
@@ -119,7 +119,7 @@ PROFILES: dict[str, Profile] = {
         slice_size=32, depth=3, base_filters=4, batch_size=8, max_epochs=2, patience=2,
         min_delta=1e-4, lr=3e-3, finetune_lr=3e-3, steps_per_epoch=None, seeds=(0,),
         precision="fp32", eval_batch_size=8, activation_slices=2, cka_slices=8,
-        policy_fractions=(0.34, 1.0), policy_pairs=("T|F",),
+        policy_fractions=(0.34, 1.0), policy_pairs=("T|F", "F|T"),
         robustness_settings=("recipe", "ft_lr"), robustness_seeds=(0, 1), robustness_epoch_cap=4,
         robustness_patience=1,
     ),

@@ -98,7 +98,12 @@ FIGURES: dict[str, Output] = {f.stem: f for f in (
 
 # The tables the claims and their controls read (kneelib.study.claims.claims_table), by logical name.
 CLAIM_INPUTS = ("scratch_pairs", "finetune", "headline", "tissue", "per_scan", "overlap", "null_ratio", "aligned",
-                "cka", "policy")
+                "cka", "policy", "history_all")
+
+
+# claim-input name -> registry name of the same table computed in the null world (06_controls,
+# kneelib.study.null_world): the claims' null verdicts read them.
+NULL_INPUTS: dict[str, str] = {}
 
 
 def _lookup(registry: dict[str, Output], kind: str, name: str) -> str:

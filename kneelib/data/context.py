@@ -120,13 +120,30 @@ def threshold_baseline(ctx: DataContext, n_scans: int = 2, tissues: Sequence[str
 
 
 def activation_inputs(profile: Profile, ctx: DataContext, n_slices: int) -> tuple[torch.Tensor, dict, list[str]]:
-    """Test slices for the activation maps: from the first test scan, ``n_slices`` slices spread
-    evenly over those that contain every tissue of ``profile.tissues`` (or any of them, if too few do).
+    """Test slices for the activation maps, from every test subject (its first scan): ``n_slices`` in all
+    (at least one per subject), shared out evenly, each subject's spread evenly over its slices that
+    contain every tissue of ``profile.tissues`` (or any of them, if too few do). Slices of one scan only
+    would make C7 a statement about one knee.
 
     Returns: images (N, 1, S, S) z-scored; truth masks tissue -> bool (N, S, S) at the network's
     resolution, in ``profile.tissues`` order; labels ``"<scan_id> slice <k>"``.
     """
-    record = ctx.split("test")[0]
+    first_scans = list({r.subject: r for r in reversed(ctx.split("test"))}.values())[::-1]
+    counts = [len(c) for c in np.array_split(np.arange(max(n_slices, len(first_scans))), len(first_scans))]
+    images, truth, labels = [], {t: [] for t in profile.tissues}, []
+    for record, n in zip(first_scans, counts):
+        scan_images, scan_truth, pick = _scan_activation_slices(profile, ctx, record, n)
+        images.append(scan_images)
+        for t in profile.tissues:
+            truth[t].append(scan_truth[t])
+        labels += [f"{record.scan_id} slice {int(k)}" for k in pick]
+    return torch.cat(images), {t: np.concatenate(m) for t, m in truth.items()}, labels
+
+
+def _scan_activation_slices(profile: Profile, ctx: DataContext, record: manifest.ScanRecord, n_slices: int
+                            ) -> tuple[torch.Tensor, dict, torch.Tensor]:
+    """``n_slices`` slices of one scan spread evenly over those with every tissue (else any): images,
+    masks per tissue and the slice indices."""
     images, _ = load_eval_volume(record, ctx.root, profile.slice_size, ctx.cache_dir)
     masks = {t: SliceDataset([record], ctx.root, t, profile.slice_size, ctx.cache_dir, preload=True).masks[:, 0]
              for t in profile.tissues}  # (D, S, S) each
@@ -135,8 +152,7 @@ def activation_inputs(profile: Profile, ctx: DataContext, n_slices: int) -> tupl
     if len(candidates) < n_slices:
         candidates = torch.nonzero(present.any(0)).flatten()
     pick = candidates[np.linspace(0, len(candidates) - 1, n_slices).round().astype(int)].unique()
-    truth = {t: m[pick].bool().numpy() for t, m in masks.items()}
-    return images[pick], truth, [f"{record.scan_id} slice {int(k)}" for k in pick]
+    return images[pick], {t: m[pick].bool().numpy() for t, m in masks.items()}, pick
 
 
 def cka_images(profile: Profile, ctx: DataContext, n: int, seed: int = 0) -> torch.Tensor:

@@ -50,7 +50,7 @@ def predict_volume(model: UNet2D, slices: torch.Tensor, out_shape: tuple[int, in
 def evaluate_nets(profile: Profile, ctx: DataContext, states: dict[NetSpec, dict[str, torch.Tensor]],
                   split: str = "test") -> pd.DataFrame:
     """Dice, VOE, CV and ASSD (mm) of every net on every scan of ``split``, at the scans' own
-    resolution; one row per (net, scan)."""
+    resolution; one row per (net, scan), with the scan's ``subject`` (the claims resample test subjects)."""
     device = default_device()
     models = {spec: model_from_state(s).to(device) for spec, s in states.items()}
     rows = []
@@ -61,7 +61,7 @@ def evaluate_nets(profile: Profile, ctx: DataContext, states: dict[NetSpec, dict
             pred = predict_volume(model, slices, shape, profile.eval_batch_size, profile.precision)
             rows.append({"net": spec.name, "tissue": spec.tissue, "base_tissue": spec.base_tissue or "",
                          "kind": "scratch" if spec.base is None else "fine-tuned", "seed": spec.seed,
-                         "scan_id": record.scan_id,
+                         "scan_id": record.scan_id, "subject": record.subject,
                          **scan_metrics(pred, masks[spec.tissue], record.spacing_mm)})
     return pd.DataFrame(rows)
 
@@ -83,7 +83,11 @@ def evaluate_run(profile: Profile, ctx: DataContext, spec: NetSpec, result: Trai
     if cache.exists():
         stored = json.loads(cache.read_text())
         if stored.get("key") == key:
-            return pd.DataFrame(stored["rows"], columns=stored["columns"])
+            per_scan = pd.DataFrame(stored["rows"], columns=stored["columns"])
+            if "subject" not in per_scan:  # cached before subjects were recorded
+                subject_of = {r.scan_id: r.subject for r in ctx.split(split)}
+                per_scan.insert(per_scan.columns.get_loc("scan_id") + 1, "subject", per_scan.scan_id.map(subject_of))
+            return per_scan
     if result.state is None:
         raise FileNotFoundError(f"{result.run_dir}: its weights were dropped after evaluation and {cache.name} "
                                 "is missing or from another run; retrain it with force=True")

@@ -131,10 +131,12 @@ def policy_sweep(profile: Profile, ctx: DataContext, force: bool = False, progre
 
 
 def claim_tables(per_scan: pd.DataFrame, dist: dict, overlap: pd.DataFrame, c: Controls,
-                 policy_table: pd.DataFrame) -> dict:
+                 policy_table: pd.DataFrame, history: pd.DataFrame) -> dict:
     """The analyses' tables under the names :func:`kneelib.study.claims.claims_table` takes
-    (:data:`kneelib.core.registry.CLAIM_INPUTS`), as the claims report loads them from the files."""
+    (:data:`kneelib.core.registry.CLAIM_INPUTS`), as the claims report loads them from the files.
+    ``history``: the nets' learning curves (03's ``history_all``) or one row per net with its epochs and
+    best epoch (:func:`kneelib.study.claims.convergence_table` takes either)."""
     return {"scratch_pairs": dist["scratch_pairs"], "finetune": dist["finetune"],
             "headline": {"by_seed": dist["headline"]}, "tissue": dist["tissue"], "per_scan": per_scan,
             "overlap": overlap, "null_ratio": c.null_ratio, "aligned": c.aligned, "cka": c.cka,
-            "policy": policy_table}
+            "policy": policy_table, "history_all": history}

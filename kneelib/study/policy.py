@@ -14,6 +14,7 @@ at the same step counts.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,7 +116,8 @@ def policy_job(profile: Profile, ctx: DataContext, run: PolicyRun) -> TrainJob:
 
 def run_policy(profile: Profile, ctx: DataContext, runs: list[PolicyRun], force: bool = False,
                progress: bool = True, relocate: Callable[[TrainJob], TrainJob] | None = None) -> pd.DataFrame:
-    """Train (or reuse) each run and evaluate it on the test split; one row per run.
+    """Train (or reuse) each run and evaluate it on the test split; one row per run, its test Dice as
+    the mean over scans (``dice``) and per test subject (``dice_by_subject``, JSON).
     ``relocate`` may move a job's folder (08_robustness keeps each recipe's runs apart)."""
     jobs = [policy_job(profile, ctx, run) for run in runs]
     jobs = [relocate(job) for job in jobs] if relocate is not None else jobs
@@ -134,10 +136,18 @@ def run_policy(profile: Profile, ctx: DataContext, runs: list[PolicyRun], force:
                      "source": TISSUE_CODES[run.source] if run.source else "", "strategy": run.strategy,
                      "label": run.label, "fraction": run.fraction, "steps": run.steps,
                      "n_subjects": n_subjects, "seed": run.seed, "dice": per_scan.dice.mean(),
+                     "dice_by_subject": _dice_by_subject(per_scan),
                      "assd_mm": per_scan.assd_mm.mean(),
                      "epochs": len(result.history), "best_epoch": result.best_epoch,
                      "optimizer_steps": len(result.history) * math.ceil(n_slices / profile.batch_size)})
     return pd.DataFrame(rows)
+
+
+def _dice_by_subject(per_scan: pd.DataFrame) -> str:
+    """Mean test Dice per test subject, as JSON (``{"test_000": 0.81, ...}``), so that the claims can
+    resample subjects (:func:`kneelib.study.claims.policy_by_subject`)."""
+    means = per_scan.groupby("subject", sort=True).dice.mean()
+    return json.dumps({str(k): float(v) for k, v in means.items()})
 
 
 def by_steps(table: pd.DataFrame, steps: str = "epochs") -> pd.DataFrame:
@@ -156,9 +166,11 @@ def policy_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def source_ranking(table: pd.DataFrame, tissue: pd.DataFrame) -> pd.DataFrame:
-    """For each target, its two source tissues: mean test Dice of depth-lr fine-tuning at limited data
-    (fractions < 1, or all when the sweep has only 1.0) beside the tissue distance and asymmetry of the pair.
-    ``better_source_is_closer`` says whether the higher-Dice source has the shorter tissue distance."""
+    """For each target, all its source tissues: mean test Dice of depth-lr fine-tuning at limited data
+    (fractions < 1, or all when the sweep has only 1.0) beside the tissue distance and asymmetry of the pair,
+    each source's rank by Dice (1: highest) and by distance (1: shortest), and per target the Spearman
+    correlation of the two ranks (``rank_agreement``: 1 when the closer a source, the better; nan with one
+    source)."""
     table = by_steps(table, "epochs")
     limited = table[table.fraction < 1] if (table.fraction < 1).any() else table
     tuned = limited[limited.strategy == "finetune_depth_lr"]
@@ -167,9 +179,10 @@ def source_ranking(table: pd.DataFrame, tissue: pd.DataFrame) -> pd.DataFrame:
     pair_of = {frozenset(p.split("-")): p for p in t.pair}
     dice["pair"] = [pair_of.get(frozenset((a, b)), "") for a, b in zip(dice.target, dice.source)]
     out = dice.merge(t, on="pair", how="left")
-    out["better_source_is_closer"] = None
+    out["dice_rank"] = out.groupby("target").dice.rank(ascending=False, method="min")
+    out["distance_rank"] = out.groupby("target").tissue_distance.rank(method="min")
+    out["rank_agreement"] = math.nan
     for _, d in out.groupby("target"):
-        if len(d) == 2:
-            best, closest = d.dice.idxmax(), d.tissue_distance.idxmin()
-            out.loc[d.index, "better_source_is_closer"] = bool(best == closest)
+        if len(d) >= 2 and d.tissue_distance.notna().all():
+            out.loc[d.index, "rank_agreement"] = float(d.dice_rank.corr(d.distance_rank, method="spearman"))
     return out

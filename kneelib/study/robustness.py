@@ -37,7 +37,7 @@ from kneelib.names import PAPER_HEADLINE
 from kneelib.nets.run import NetSpec, train_config
 from kneelib.nets.train import TrainResult
 from kneelib.nets.workers import TrainJob, train_jobs
-from kneelib.study import analyses, claims, nine_nets
+from kneelib.study import analyses, claims, nine_nets, verdicts
 
 REFERENCE = "recipe"      # the setting every other is compared with
 SETTING_NAMES = ("recipe", "ft_lr", "converge", "wide16")
@@ -154,24 +154,39 @@ def train_setting(profile: Profile, ctx: DataContext, s: Setting, force: bool = 
     return states, pd.DataFrame(rows)
 
 
-def claim_inputs(profile: Profile, ctx: DataContext, s: Setting, states: States, force: bool = False,
-                 progress: bool = True) -> dict:
+def claim_inputs(profile: Profile, ctx: DataContext, s: Setting, states: States, nets: pd.DataFrame,
+                 force: bool = False, progress: bool = True) -> dict:
     """Every table the claims and controls read (names as ``kneelib.study.claims.claims_table`` takes
-    them) for the nets ``states`` of setting ``s``: the functions of :mod:`kneelib.study.analyses` that
-    03-07 call, under the setting's profile, with the setting's policy runs kept in its own folder."""
+    them) for the nets ``states`` of setting ``s`` (``nets``: :func:`train_setting`'s rows, for C10): the
+    functions of :mod:`kneelib.study.analyses` that 03-07 call, under the setting's profile, with the
+    setting's policy runs kept in its own folder."""
     sp = setting_profile(profile, s)
     dist = analyses.distances(sp, states)
     policy_table = analyses.policy_sweep(sp, ctx, force=force, progress=progress,
                                          relocate=lambda job: relocate(profile, s, job))
     return analyses.claim_tables(analyses.evaluation(sp, ctx, states), dist,
                                  analyses.activations(sp, ctx, states).overlap,
-                                 analyses.controls(sp, ctx, states, dist), policy_table)
+                                 analyses.controls(sp, ctx, states, dist), policy_table, nets)
 
 
 def setting_margins(s: Setting, tables: dict, seeds: list[int], latent: str) -> pd.DataFrame:
     """Every claim's and control's margin per seed under setting ``s`` (``claims.claim_margins`` plus
     a ``setting`` column)."""
     return claims.claim_margins(tables, seeds, latent).assign(setting=s.name)
+
+
+def shares_reference_scratch(profile: Profile, s: Setting) -> bool:
+    """Whether setting ``s`` keeps the reference setting's scratch nets (``ft_lr`` does): its claims about
+    scratch nets only are then the reference's, not a second test."""
+    return s.name != REFERENCE and setting_profile(profile, s).name == reference_profile(profile).name
+
+
+def setting_effects(profile: Profile, s: Setting, tables: dict, seeds: list[int], latent: str) -> pd.DataFrame:
+    """Every claim's and control's effect, interval and three-valued verdict under setting ``s``
+    (:func:`kneelib.study.claims.claim_effects`, the rule of 04-07), with columns ``setting`` and
+    ``reference_scratch`` (:func:`shares_reference_scratch`)."""
+    return claims.claim_effects(tables, seeds, latent).assign(
+        setting=s.name, reference_scratch=shares_reference_scratch(profile, s))
 
 
 def headline_ratios(s: Setting, tables: dict) -> pd.DataFrame:
@@ -182,32 +197,18 @@ def headline_ratios(s: Setting, tables: dict) -> pd.DataFrame:
     return frame.assign(setting=s.name, base_over_own=frame.to_base / frame.to_own_scratch)
 
 
-def robustness_table(margins: pd.DataFrame) -> pd.DataFrame:
-    """Claim x setting summary of per-seed margins (columns setting, id, test, seed, margin, as
-    :func:`kneelib.study.claims.claim_margins` with a ``setting`` column).
+ROBUSTNESS_COLUMNS = ("setting", "id", "test", "effect", "ci_low", "ci_high", "interval_method", "n_seeds",
+                      "positive_in_seeds", "verdict", "reference_scratch")
 
-    One row per (setting, id, test): n_seeds, holds_in_seeds ("k/n"), margin_mean, margin_sd,
-    ci95_low, ci95_high (Student t across seeds), holds (mean margin > 0; None when not answerable)
-    and holds_across_seeds (whole interval above 0; None with one seed or nan margins).
-    """
-    missing = [c for c in ("setting", "id", "test", "seed", "margin") if c not in margins]
+
+def robustness_table(effects: pd.DataFrame) -> pd.DataFrame:
+    """Claim x setting table: one row per (setting, id, test) with the effect, its 95% interval, the
+    number of seeds and of seeds with a positive margin, the verdict (:mod:`kneelib.study.verdicts`) and
+    whether the setting reuses the reference's scratch nets; from the rows of :func:`setting_effects`."""
+    missing = [c for c in ROBUSTNESS_COLUMNS if c not in effects]
     if missing:
-        raise ValueError(f"robustness_table: columns {missing} missing (has {list(margins.columns)})")
-    rows = []
-    for (setting_name, claim_id, test), d in margins.groupby(["setting", "id", "test"], sort=False):
-        values = d.margin.astype(float)
-        answerable = values.dropna()
-        if answerable.empty:
-            mean = sd = lo = hi = math.nan
-        else:
-            mean, sd, lo, hi = interval95(answerable.tolist())
-        rows.append({"setting": setting_name, "id": claim_id, "test": test, "n_seeds": len(d),
-                     "holds_in_seeds": f"{int((answerable > 0).sum())}/{len(d)}" if len(answerable) else "n/a",
-                     "margin_mean": mean,
-                     "margin_sd": sd, "ci95_low": lo, "ci95_high": hi,
-                     "holds": None if math.isnan(mean) else bool(mean > 0),
-                     "holds_across_seeds": None if math.isnan(lo) else bool(lo > 0)})
-    return pd.DataFrame(rows)
+        raise ValueError(f"robustness_table: columns {missing} missing (has {list(effects.columns)})")
+    return effects[list(ROBUSTNESS_COLUMNS)].reset_index(drop=True)
 
 
 def ratio_summary(ratios: pd.DataFrame, nets: pd.DataFrame) -> pd.DataFrame:
@@ -240,18 +241,23 @@ def settings_table(profile: Profile, grid: list[Setting]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+SCRATCH_ONLY = ("C1", "C1b")  # claims (and their controls) that read scratch nets only
+
+
 def robust_across_recipes(robustness: pd.DataFrame, reference: str = REFERENCE) -> dict[str, str]:
-    """Claim id -> "yes", "no (flips in: <settings>)" or "n-a", from a claim x setting table
-    (:func:`robustness_table`: columns setting, id, test, holds). A claim is robust when every setting
-    where it is answerable gives the verdict of the ``reference`` setting; "n-a" when the reference
-    setting cannot answer it or no other setting can."""
+    """Claim id -> its verdicts across the settings in words, e.g. "supported in 2 of 3, inconclusive in
+    1" (:func:`kneelib.study.verdicts.count_text`), from a claim x setting table (:func:`robustness_table`).
+    Only settings with nets of their own count: for the claims on scratch nets only (:data:`SCRATCH_ONLY`)
+    a setting that reuses the reference's scratch nets (``reference_scratch``) is the reference again and
+    is left out. "n/a" when the reference setting cannot answer the claim."""
     rows = robustness[robustness.test == "claim"] if "test" in robustness else robustness
     out = {}
     for claim_id, d in rows.groupby("id", sort=False):
-        verdicts = {r.setting: r.holds for r in d.itertuples() if r.holds in (True, False)}
-        if reference not in verdicts or len(verdicts) < 2:
-            out[claim_id] = "n-a"
+        if claim_id in SCRATCH_ONLY and "reference_scratch" in d:
+            d = d[~d.reference_scratch.astype(bool)]
+        by_setting = dict(zip(d.setting, d.verdict))
+        if by_setting.get(reference, verdicts.NOT_APPLICABLE) == verdicts.NOT_APPLICABLE:
+            out[claim_id] = verdicts.NOT_APPLICABLE
             continue
-        flips = [s for s, v in verdicts.items() if v != verdicts[reference]]
-        out[claim_id] = f"no (flips in: {', '.join(flips)})" if flips else "yes"
+        out[claim_id] = verdicts.count_text(list(by_setting.values()))
     return out

@@ -31,6 +31,7 @@ from kneelib.compare.spread import interval95
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_APPLICABLE = "supported", "contradicted", "inconclusive", "n/a"
 VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_APPLICABLE)
 BOOTSTRAP_REPS = 2000
+SUBJECT_DRAWS = 400  # subject resamples per seed that the seed-level replicates draw from
 
 
 def verdict(ci_low: float, ci_high: float, effect: float = 0.0) -> str:
@@ -86,52 +87,67 @@ def t_effect(margins: Sequence[float]) -> Effect:
                   "t over seeds" if len(values) > 1 else "none")
 
 
-def bootstrap_effect(tables: dict[int, pd.DataFrame], statistic: Callable[[pd.DataFrame], float],
-                     unit: str = "subject", reps: int = BOOTSTRAP_REPS, seed: int = 0) -> Effect:
+def bootstrap_effect(tables: dict[int, pd.DataFrame], statistic: Callable[[int, pd.DataFrame], float],
+                     unit: str = "subject", reps: int = BOOTSTRAP_REPS, seed: int = 0,
+                     pool: int = SUBJECT_DRAWS) -> Effect:
     """The mean over seeds of ``statistic`` (a margin) with a 95% interval over seeds and test subjects.
 
     Args:
-        tables: seed -> that seed's rows (e.g. per-scan test Dice of every net), with a ``unit`` column.
-        statistic: rows of one seed -> its margin (nan: not answerable).
+        tables: seed -> that seed's rows (e.g. per-scan test Dice of every net), with a ``unit`` column
+            (without one, a seed's rows are one unit: only the seeds are resampled).
+        statistic: (seed, rows of that seed) -> its margin (nan: not answerable).
         unit: the column resampled within a seed; all rows of a drawn subject come together, so the
             comparison stays paired (every net is scored on the same drawn subjects).
         reps: bootstrap replicates.
         seed: the resampling seed (fixed: the same tables give the same interval).
+        pool: subject resamples drawn per seed (each evaluated once; identical draws share the value).
 
-    Each replicate draws the seeds with replacement and, within each drawn seed, its subjects with
-    replacement, and averages the statistic. The interval is the 2.5-97.5 percentile range of the
-    replicates, widened to contain the seeds' t-interval when there are two or more seeds (so that
-    few seeds, whose percentile interval is known to be too narrow, cannot make it look sure). With
-    one seed and one subject there is nothing to resample: no interval, verdict inconclusive.
+    Each replicate draws the seeds with replacement and, for each drawn seed, one of its subject
+    resamples (subjects drawn with replacement), and averages the statistic. The interval is the
+    2.5-97.5 percentile range of the replicates, widened to contain the seeds' t-interval when there are
+    two or more seeds (few seeds make a percentile interval too narrow). With one seed and one subject
+    there is nothing to resample: no interval, verdict inconclusive.
     """
-    margins = {s: float(statistic(t)) for s, t in tables.items()}
+    margins = {s: float(statistic(s, t)) for s, t in tables.items()}
     answerable = {s: m for s, m in margins.items() if not math.isnan(m)}
     if not answerable:
         return not_applicable(len(tables))
     seeds = list(answerable)
     effect = float(np.mean(list(answerable.values())))
-    groups = {s: [g for _, g in tables[s].groupby(unit, sort=True)] for s in seeds}
+    groups = {s: ([g for _, g in tables[s].groupby(unit, sort=True)] if unit in tables[s] else [tables[s]])
+              for s in seeds}
     if len(seeds) < 2 and all(len(g) < 2 for g in groups.values()):
         return Effect(effect, math.nan, math.nan, 1, int(effect > 0), verdict(math.nan, math.nan, effect), "none")
     rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(reps):
-        drawn = rng.choice(len(seeds), size=len(seeds), replace=True)
-        per_seed = []
-        for i in drawn:
-            g = groups[seeds[i]]
-            rows = pd.concat([g[j] for j in rng.choice(len(g), size=len(g), replace=True)], ignore_index=True)
-            per_seed.append(float(statistic(rows)))
-        values.append(np.nanmean(per_seed) if not all(math.isnan(v) for v in per_seed) else math.nan)
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    lo, hi = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))) if values.size else (
-        math.nan, math.nan)
+    draws = np.empty((len(seeds), pool))
+    for i, s in enumerate(seeds):
+        draws[i] = _subject_draws(s, groups[s], statistic, rng, pool)
+    picked = draws[rng.integers(0, len(seeds), (reps, len(seeds)))[..., None],
+                   rng.integers(0, pool, (reps, len(seeds)))[..., None]][..., 0]
+    with np.errstate(invalid="ignore"):
+        values = np.nanmean(np.where(np.isnan(picked).all(1, keepdims=True), 0.0, picked), axis=1)
+    lo, hi = float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
     if len(seeds) > 1:
         _, _, t_lo, t_hi = interval95(list(answerable.values()))
         lo, hi = min(lo, t_lo), max(hi, t_hi)
     return Effect(effect, lo, hi, len(seeds), sum(m > 0 for m in answerable.values()), verdict(lo, hi, effect),
                   "bootstrap over seeds and subjects")
+
+
+def _subject_draws(seed: int, groups: list[pd.DataFrame], statistic: Callable[[int, pd.DataFrame], float],
+                   rng: np.random.Generator, pool: int) -> np.ndarray:
+    """``pool`` values of ``statistic`` on resamples (with replacement) of one seed's subject groups; the
+    statistic runs once per distinct draw (with 2 subjects there are only 3)."""
+    if len(groups) < 2:
+        return np.full(pool, float(statistic(seed, groups[0])))
+    cache: dict[tuple[int, ...], float] = {}
+    out = np.empty(pool)
+    for k in range(pool):
+        draw = tuple(sorted(rng.choice(len(groups), size=len(groups), replace=True).tolist()))
+        if draw not in cache:
+            cache[draw] = float(statistic(seed, pd.concat([groups[j] for j in draw], ignore_index=True)))
+        out[k] = cache[draw]
+    return out
 
 
 def count_text(verdicts: Sequence[str]) -> str:
