@@ -58,7 +58,7 @@ scratch = names.scratch_nets(P.tissues)  # F(s), T(s), M(s) for the paper's tiss
 # %% [markdown]
 # ## 1. Distances relative to the untrained null
 #
-# Ratio < 1: training brought the two nets closer than two random initializations are in that group.
+# How to read the ratio: two independently initialized nets have uncorrelated kernels and training does not align their hidden units, so the distance follows the weights' norms: a ratio below 1 means the weights shrank in that group, above 1 that they grew. It does not say that training brought the nets closer to shared kernels; the alignment below, judged against the aligned distance of untrained nets, asks that.
 
 # %%
 null_ratio = control.null_ratio

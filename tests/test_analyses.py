@@ -72,13 +72,14 @@ def test_claim_inputs_of_a_setting_are_the_notebooks_analyses_under_its_profile(
         return policy_table
 
     monkeypatch.setattr(analyses, "policy_sweep", sweep)
-    inputs = robustness.claim_inputs(profile, ctx, s, states, force=True, progress=False)
+    nets = pd.DataFrame({"net": ["F(s)"], "seed": [0], "kind": ["scratch"], "best_epoch": [1], "epochs": [2]})
+    inputs = robustness.claim_inputs(profile, ctx, s, states, nets, force=True, progress=False)
     assert set(inputs) == set(registry.CLAIM_INPUTS)
 
     dist = analyses.distances(sp, states)
     expected = analyses.claim_tables(analyses.evaluation(sp, ctx, states), dist,
                                      analyses.activations(sp, ctx, states).overlap,
-                                     analyses.controls(sp, ctx, states, dist), policy_table)
+                                     analyses.controls(sp, ctx, states, dist), policy_table, nets)
     for name in registry.CLAIM_INPUTS:
         if name == "headline":
             assert inputs[name] == expected[name]
@@ -101,6 +102,6 @@ def test_claim_tables_are_named_as_the_claims_read_them():
     dist = {"scratch_pairs": frame, "finetune": frame, "tissue": frame, "headline": {"0": {}},
             "distances_null": frame}
     c = analyses.Controls(frame, frame, frame, frame, {})
-    tables = analyses.claim_tables(frame, dist, frame, c, frame)
+    tables = analyses.claim_tables(frame, dist, frame, c, frame, frame)
     assert set(tables) == set(registry.CLAIM_INPUTS)
     assert tables["headline"] == {"by_seed": {"0": {}}}  # as claims_report.load_tables reads the JSON back

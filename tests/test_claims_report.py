@@ -25,12 +25,26 @@ def _c3_table() -> pd.DataFrame:
 # ------------------------------------------------------------------ Markdown
 
 
-def test_markdown_one_row_per_claim_and_escapes_pipes():
+ALL_CLAIMS = ["C1", "C1b", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C8s", "C8m", "C8f", "C8b", "C9", "C10"]
+
+
+def _line(md: str, claim_id: str) -> str:
+    return next(line for line in md.splitlines() if line.startswith(f"| {claim_id} |"))
+
+
+def test_markdown_opens_with_the_data_and_groups_the_claims():
     md = claims_report.claims_markdown(_c3_table(), "t")
-    assert md.startswith("# t\n") and "B\\|A(s)" in md and md.count("\n| C") == 10
-    c3 = next(line for line in md.splitlines() if line.startswith("| C3 |"))
-    assert "| 1 vs 2 |" in c3 and c3.endswith("| yes | n/a (1/1, margin 1, 95% CI n/a) |")  # one seed: no interval
+    assert md.startswith("# t\n\n**Data: synthetic knee phantoms, not knees.**")
+    assert "B\\|A(s)" in md and md.count("\n| C") == len(ALL_CLAIMS)
+    dynamics, relationships = md.split("## Training dynamics")[1].split("## Tissue relationships")
+    assert "| C3 |" in dynamics and "| C4 |" not in dynamics and "| C4 |" in relationships
+    c3 = _line(md, "C3")
+    # one seed: the effect without an interval, inconclusive; no null world for this table
+    assert "| 1 vs 2 |" in c3 and "| 1 no interval, positive in 1/1 seeds | **inconclusive** | no null world |" in c3
     assert "## Controls" not in md  # no control computed
+    assert "has not run for this profile" in md  # the ladder's section
+    real = claims_report.claims_markdown(_c3_table(), "t", data_source="real")
+    assert "**Data: real scans**" in real and "phantoms" not in real.split("\n")[2]
 
 
 def test_markdown_controls_section_only_with_controls():
@@ -42,16 +56,22 @@ def test_markdown_controls_section_only_with_controls():
     md = claims_report.claims_markdown(table, "t")
     controls = md.split("## Controls")[1]
     assert "| id | against null |" in controls
-    assert next(line for line in controls.splitlines() if line.startswith("| C1 |")).startswith("| C1 | yes (")
+    assert _line(controls, "C1").startswith("| C1 | inconclusive: effect 5 no interval;")
 
 
-def test_markdown_gets_the_robust_column():
-    md = claims_report.claims_markdown(_c3_table(), "t", {"C3": "no (flips in: ft_lr)"})
-    c3 = next(line for line in md.splitlines() if line.startswith("| C3 |"))
-    assert c3.endswith("| no (flips in: ft_lr) |") and "robust across recipes |" in md
-    c1 = next(line for line in md.splitlines() if line.startswith("| C1 |"))
-    assert c1.endswith("| n-a |")
-    assert "robust across recipes" not in claims_report.claims_markdown(_c3_table(), "t")
+def test_markdown_gets_the_across_recipes_column_and_the_ladder():
+    md = claims_report.claims_markdown(_c3_table(), "t", {"C3": "supported in 1 of 2, contradicted in 1"})
+    assert _line(md, "C3").endswith("| supported in 1 of 2, contradicted in 1 |") and "across recipes |" in md
+    assert _line(md, "C1").endswith("| n/a |")
+    assert "across recipes" not in claims_report.claims_markdown(_c3_table(), "t")
+    table = claims.claims_table(_HEADLINE, [0], "enc_layer6", validation={"kernel_distance": "inconclusive"})
+    md = claims_report.claims_markdown(table, "t", ladder={"kernel_distance": "inconclusive", "cka": "supported"})
+    assert "kernel_distance: inconclusive (**the ladder did not validate it**)" in _line(md, "C3")
+    assert "kernel_distance **inconclusive**, cka **supported**" in md
+    assert "did not validate: C1, C1b, C2, C3, C4, C5, C8b;" in md
+
+
+_HEADLINE = {"headline": {"by_seed": {"0": {"to_base": 1.0, "to_own_scratch": 2.0}}}}
 
 
 # ------------------------------------------------------------------ files
@@ -86,34 +106,37 @@ def test_load_tables_reads_exactly_the_tables_present(tmp_path):
 def test_claims_without_inputs_are_not_computed(tmp_path):
     _write_results(tmp_path)
     table = claims.claims_table(claims_report.load_tables(tmp_path), [0], "enc_layer2").set_index("id")
-    computed = {"C1", "C3", "C8"}  # C8b needs the tissue distances too
-    assert list(table.index) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C8m", "C8b"]
-    holds = table.holds.to_dict()
-    # C8m has its input (the policy table) but no matched-steps runs in it: computed, not answerable
-    assert {c for c in table.index if table.loc[c, "this_run"] != "not computed yet"} == computed | {"C8m"}
-    assert table.loc["C8m", "this_run"].startswith("not answerable")
-    assert {c: holds[c] for c in computed} == {c: True for c in computed}
-    assert all(holds[c] is None for c in table.index if c not in computed)
-    assert table.loc["C3", "margin"] == pytest.approx(2.0)  # (3 - 1) / 1, from the JSON file
-    assert table.loc["C8", "margin"] == pytest.approx(0.1)
+    assert list(table.index) == ALL_CLAIMS
+    # the policy claims have their input; C8m (no matched runs), C8f (no F target, no full-data runs) cannot
+    # answer; C8b needs the tissue distances too
+    computed = {"C1", "C1b", "C3", "C8", "C8s", "C8m", "C8f"}
+    assert {c for c in table.index if table.loc[c, "this_run"] != "not computed yet"} == computed
+    assert table.loc["C8m", "this_run"].startswith("not answerable") and table.loc["C8m", "verdict"] == "n/a"
+    assert table.loc["C1b", "verdict"] == "n/a"  # one scratch pair: nothing to compare
+    assert table.loc["C3", "effect"] == pytest.approx(2.0)  # (3 - 1) / 1, from the JSON file
+    assert table.loc["C8", "effect"] == pytest.approx(0.05)  # depth-lr 0.7 vs plain 0.65
+    assert table.loc["C8s", "effect"] == pytest.approx(0.1)  # depth-lr 0.7 vs scratch 0.6
+    assert (table.loc[["C3", "C8", "C8s"], "verdict"] == "inconclusive").all()  # one seed, one subject
 
 
 def test_write_claims_writes_csv_and_markdown_and_reads_the_robustness_table(tmp_path, monkeypatch):
     monkeypatch.setenv(paths.OUTPUTS_ENV, str(tmp_path))
     results = paths.results_dir("tiny")
     _write_results(results)
-    table = claims_report.write_claims("tiny", [0], "enc_layer2", {"seed": [0]})
-    assert pd.read_csv(results / "claims.csv").id.tolist() == table.id.tolist()
+    table = claims_report.write_claims("tiny", [0], "enc_layer2", {"seed": [0]}, "phantom")
+    written = pd.read_csv(results / "claims.csv")
+    assert written.id.tolist() == table.id.tolist()
+    assert {"id", "verdict", "effect", "ci_low", "ci_high", "n_seeds", "null_verdict"} <= set(written.columns)
     md = claims_report.claims_md_path("tiny").read_text()
-    assert md.startswith("# Claims report: profile `tiny`, seeds [0]") and "robust across recipes" not in md
-    # once 08 has written its claim x setting table, the report says whether each verdict survives
-    rows = [{"setting": s, "id": "C3", "holds": h} for s, h in (("recipe", True), ("ft_lr", False))]
+    assert md.startswith("# Claims report: profile `tiny`, seeds [0]") and "across recipes" not in md
+    # once 08 has written its claim x setting table, the report counts each claim's verdicts over the recipes
+    rows = [{"setting": s, "id": "C3", "test": "claim", "verdict": v, "reference_scratch": r}
+            for s, v, r in (("recipe", "supported", False), ("ft_lr", "inconclusive", True))]
     save_table(pd.DataFrame(rows), results, registry.table("robustness_claims"), {})
-    assert claims_report.robustness_verdicts("tiny") == {"C3": "no (flips in: ft_lr)"}
-    claims_report.write_claims("tiny", [0], "enc_layer2", {"seed": [0]})
-    c3 = next(line for line in claims_report.claims_md_path("tiny").read_text().splitlines()
-              if line.startswith("| C3 |"))
-    assert c3.endswith("| no (flips in: ft_lr) |")
+    assert claims_report.robustness_verdicts("tiny") == {"C3": "supported in 1 of 2, inconclusive in 1"}
+    claims_report.write_claims("tiny", [0], "enc_layer2", {"seed": [0]}, "phantom")
+    c3 = _line(claims_report.claims_md_path("tiny").read_text(), "C3")
+    assert c3.endswith("| supported in 1 of 2, inconclusive in 1 |")
 
 
 # ------------------------------------------------------------------ 08's paragraph
@@ -123,11 +146,15 @@ def test_recipe_summary_paragraph():
     summary = pd.DataFrame([{"setting": "recipe", "ratio_mean": 0.42, "ratio_ci95_low": 0.17, "ratio_ci95_high": 0.67,
                              "paper_ratio": 8.17e-3 / 6.45e-2, "scratch_epochs": 6.0, "finetune_epochs": 5.0,
                              "scratch_best_epoch": 4.5, "finetune_best_epoch": 3.0}])
-    margins = pd.DataFrame([{"setting": s, "id": "C3", "test": "claim", "seed": seed, "margin": m}
-                            for s, m in (("recipe", 1.0), ("ft_lr", -1.0)) for seed in (0, 1)])
-    text = claims_report.recipe_summary_markdown(summary, robustness.robustness_table(margins),
+    effects = pd.DataFrame([{"setting": s, "id": c, "test": "claim", "effect": e, "ci_low": e - 0.5,
+                             "ci_high": e + 0.5, "interval_method": "t over seeds", "n_seeds": 2,
+                             "positive_in_seeds": "2/2", "verdict": v, "reference_scratch": s == "ft_lr"}
+                            for c in ("C1", "C3") for s, e, v in (("recipe", 1.0, "supported"),
+                                                                   ("ft_lr", -1.0, "contradicted"))])
+    text = claims_report.recipe_summary_markdown(summary, robustness.robustness_table(effects),
                                                  robustness.settings(get_profile("robustness")))
     assert "**recipe: lr " in text and "ratio 0.42 (95% interval 0.17 to 0.67)" in text
     assert "the paper's is 0.13" in text
     assert "scratch nets 6.0 epochs (best at 4.5), fine-tuned 5.0 (best at 3.0)" in text
-    assert "unchanged across recipes: none" in text and "Changed: C3 (flips in: ft_lr)." in text
+    # C3 reads fine-tuned nets: both settings count; C1 reads scratch nets only, which ft_lr shares
+    assert "C1 supported in 1 of 1; C3 supported in 1 of 2, contradicted in 1." in text

@@ -50,7 +50,8 @@ def test_policy_runs_share_the_scratch_run_of_a_target():
     both = policy.policy_runs(profile.replace(policy_steps=["epochs", "matched"]))
     assert len(both) == len(runs) + 2 * (5 + 3)
     assert {r.fraction for r in both if r.steps == "matched"} == {0.5}
-    assert len(policy.policy_runs(get_profile("tiny", policy_steps=["epochs"]))) == 2 * 3  # T|F, (0.34, 1.0), 1 seed
+    # tiny: T|F and F|T (two targets), fractions (0.34, 1.0), 1 seed
+    assert len(policy.policy_runs(get_profile("tiny", policy_steps=["epochs"]))) == 2 * 2 * 3
 
 
 # ------------------------------------------------------------------ training jobs
@@ -154,8 +155,8 @@ def test_source_ranking_on_a_hand_made_sweep():
     assert out.dice_rank.to_dict() == {("T", "F"): 1, ("T", "M"): 2, ("M", "F"): 2, ("M", "T"): 1, ("F", "T"): 1}
     assert out.distance_rank.to_dict() == {("T", "F"): 1, ("T", "M"): 2, ("M", "F"): 1, ("M", "T"): 2, ("F", "T"): 1}
     agreement = out.rank_agreement.to_dict()
-    assert agreement[("T", "F")] == agreement[("T", "M")] == 1.0  # the closer source F is the better one
-    assert agreement[("M", "F")] == agreement[("M", "T")] == -1.0  # the farther source T is the better one
+    assert agreement[("T", "F")] == agreement[("T", "M")] == pytest.approx(1.0)  # the closer source F wins
+    assert agreement[("M", "F")] == agreement[("M", "T")] == pytest.approx(-1.0)  # the farther source T wins
     assert np.isnan(agreement[("F", "T")])  # one source: nothing to rank
 
 
@@ -163,7 +164,7 @@ def test_source_ranking_uses_full_data_when_the_sweep_has_nothing_else():
     rows = _policy_rows("T", "F", (0.6, 0.6), fraction=1.0) + _policy_rows("T", "M", (0.7, 0.7), fraction=1.0)
     out = policy.source_ranking(pd.DataFrame(rows), TISSUE).set_index("source")
     assert out.dice.to_dict() == pytest.approx({"F": 0.6, "M": 0.7})
-    assert out.rank_agreement.tolist() == [-1.0, -1.0]  # M wins, but F-T is the shorter distance
+    assert out.rank_agreement.tolist() == pytest.approx([-1.0, -1.0])  # M wins, but F-T is the shorter distance
 
 
 def test_matched_steps_stretches_epochs_patience_and_decay():

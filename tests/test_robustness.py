@@ -58,33 +58,38 @@ def test_relocate_moves_only_nets_whose_recipe_differs():
         paths.models_dir("robustness/settings/ft_lr") / "policy" / "seed0" / job.run_dir.name)
 
 
-def _margins() -> pd.DataFrame:
+def _effects() -> pd.DataFrame:
     rows = []
-    for setting, c1, c3 in (("recipe", (0.2, 0.4), (1.0, 3.0)), ("ft_lr", (0.1, 0.3), (-1.0, -2.0)),
-                            ("converge", (math.nan, math.nan), (2.0, 2.0))):
-        for seed in (0, 1):
-            rows += [{"setting": setting, "id": "C1", "test": "claim", "seed": seed, "margin": c1[seed]},
-                     {"setting": setting, "id": "C3", "test": "claim", "seed": seed, "margin": c3[seed]},
-                     {"setting": setting, "id": "C3", "test": "by_cka", "seed": seed, "margin": -c3[seed]}]
+    for setting, c1, c3, shared in (("recipe", "supported", "supported", False),
+                                    ("ft_lr", "contradicted", "inconclusive", True),
+                                    ("converge", "n/a", "supported", False)):
+        for claim_id, v in (("C1", c1), ("C3", c3)):
+            rows.append({"setting": setting, "id": claim_id, "test": "claim", "effect": 0.1, "ci_low": 0.0,
+                         "ci_high": 0.2, "interval_method": "t over seeds", "n_seeds": 2, "positive_in_seeds": "2/2",
+                         "verdict": v, "reference_scratch": shared, "value": "x"})
     return pd.DataFrame(rows)
 
 
-def test_robustness_table_interval_and_verdicts():
-    table = robustness.robustness_table(_margins())
-    assert len(table) == 3 * 3  # one row per (setting, claim or control)
-    r = table.set_index(["setting", "id", "test"]).loc[("recipe", "C1", "claim")]
-    # mean 0.3, sd 0.1414; t(0.975, 1) = 12.706: half width 12.706 * 0.1414 / sqrt(2) = 1.2706
-    assert r.margin_mean == pytest.approx(0.3) and r.ci95_low == pytest.approx(0.3 - 1.2706, abs=1e-3)
-    assert r.holds and r.holds_in_seeds == "2/2" and r.holds_across_seeds is False
-    nan_row = table.set_index(["setting", "id", "test"]).loc[("converge", "C1", "claim")]
-    assert nan_row.holds is None and nan_row.holds_in_seeds == "n/a"
-    flat = table.set_index(["setting", "id", "test"]).loc[("converge", "C3", "claim")]
-    assert flat.margin_sd == 0 and flat.holds_across_seeds is True
-    verdicts = robustness.robust_across_recipes(table, "recipe")
-    assert verdicts == {"C1": "yes", "C3": "no (flips in: ft_lr)"}  # converge cannot answer C1: not a flip
-    assert robustness.robust_across_recipes(table[table.setting != "recipe"], "recipe") == {"C1": "n-a", "C3": "n-a"}
-    with pytest.raises(ValueError, match=r"\['margin'\]"):
-        robustness.robustness_table(_margins().drop(columns="margin"))
+def test_robustness_table_and_verdicts_across_recipes():
+    table = robustness.robustness_table(_effects())
+    assert list(table.columns) == list(robustness.ROBUSTNESS_COLUMNS) and len(table) == 6
+    across = robustness.robust_across_recipes(table, "recipe")
+    # C1 reads scratch nets only: ft_lr reuses the reference's, so it is not a second test; converge is n/a
+    assert across == {"C1": "supported in 1 of 1", "C3": "supported in 2 of 3, inconclusive in 1"}
+    assert robustness.robust_across_recipes(table[table.setting != "recipe"], "recipe") == {"C1": "n/a", "C3": "n/a"}
+    with pytest.raises(ValueError, match=r"\['verdict'\]"):
+        robustness.robustness_table(_effects().drop(columns="verdict"))
+
+
+def test_setting_effects_mark_the_settings_that_share_the_reference_scratch_nets():
+    p = robustness.grid_profile(get_profile("robustness"))
+    shared = {s.name: robustness.shares_reference_scratch(p, s) for s in robustness.settings(p)}
+    assert shared == {"recipe": False, "ft_lr": True, "converge": False}
+    tables = {"headline": {"by_seed": {"0": {"to_base": 1.0, "to_own_scratch": 2.0},
+                                       "1": {"to_base": 1.0, "to_own_scratch": 2.1}}}}
+    rows = robustness.setting_effects(p, robustness.setting(p, "ft_lr"), tables, [0, 1], "enc_layer6")
+    c3 = rows.set_index("id").loc["C3"]
+    assert c3.setting == "ft_lr" and c3.reference_scratch and c3.effect == pytest.approx(1.05)
 
 
 def test_ratio_summary():

@@ -32,7 +32,10 @@ def _scratch(states: dict[int, States], tissues: Sequence[str] | None) -> tuple[
 def null_ratio_table(scratch_pairs: pd.DataFrame, null: pd.DataFrame) -> pd.DataFrame:
     """Each trained scratch-vs-scratch distance divided by the untrained He null of its group.
 
-    A ratio below 1 means training brought two nets closer than chance in that group.
+    How to read it: two independently initialized nets have uncorrelated kernels, and training does not
+    align their hidden units, so d^2 is about ||w_a||^2 + ||w_b||^2 per kernel and the ratio follows the
+    growth of the weights' norms: below 1 the weights shrank, above 1 they grew. It is not a measure of
+    the nets converging on shared kernels (that needs an alignment: :func:`aligned_scratch_pairs`).
     """
     expected = dict(zip(null.group, null.expected))
     return scratch_pairs.assign(null=scratch_pairs.group.map(expected),
