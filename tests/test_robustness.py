@@ -3,8 +3,6 @@ the claim x setting table, the robust-across-recipes verdict and the C3 ratio pe
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import pytest
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from kneelib.report.runner import IPCKernelManager, StatusRelay
+from kneelib.report.runner import IPCKernelManager, StatusRelay, data_caveat
 
 
 def test_relay_prints_each_new_status_once_with_time_left(tmp_path):
@@ -48,5 +48,11 @@ def test_report_inlines_plotlyjs_once(tmp_path):
                         "execute_result", {"text/plain": f"marker{i}"}, execution_count=1)])]
         paths.append(tmp_path / f"0{i}.ipynb")
         nbformat.write(nb, paths[-1])
-    html = build_report(paths, tmp_path / "report.html").read_text()
+    html = build_report(paths, tmp_path / "report.html", data_caveat("")).read_text()
     assert html.count("plotly.js v3") == 1 and all(f"marker{i}" in html for i in range(3))
+    assert html.index("synthetic knee phantoms, not knees") < html.index("marker0")  # the caveat comes first
+
+
+def test_data_caveat_names_the_data(tmp_path, monkeypatch):
+    monkeypatch.delenv("KNEELIB_DATA_ROOT", raising=False)
+    assert "phantoms" in data_caveat("") and "real scans" in data_caveat(str(tmp_path))

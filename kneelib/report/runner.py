@@ -162,15 +162,18 @@ def _without_cdn_scripts(output: dict) -> dict:
     return output
 
 
-def build_report(executed: list[Path], out_path: Path) -> Path:
+def build_report(executed: list[Path], out_path: Path, preface: str = "") -> Path:
     """One HTML page holding every executed notebook in order (nbconvert), with plotly.js inlined
-    once (each executed notebook carries its own copy; the first one serves the whole page)."""
+    once (each executed notebook carries its own copy; the first one serves the whole page).
+    ``preface``: Markdown put before the first notebook (the data caveat, :func:`data_caveat`)."""
     import nbformat
     from nbconvert import HTMLExporter
 
     from kneelib.core.atomic import write_text
 
     combined = nbformat.v4.new_notebook()
+    if preface:
+        combined.cells.append(nbformat.v4.new_markdown_cell(preface))
     bundle_seen = False
     for path in executed:
         nb = nbformat.read(path, as_version=4)
@@ -190,6 +193,14 @@ def build_report(executed: list[Path], out_path: Path) -> Path:
     body, _ = exporter.from_notebook_node(combined)
     write_text(out_path, body)
     return out_path
+
+
+def data_caveat(data_root: str = "") -> str:
+    """What the report's data is, as its first paragraph: the phantom caveat unless a real data root is
+    given (``data_root`` or ``$KNEELIB_DATA_ROOT``), as the claims report opens."""
+    from kneelib.report.claims_report import PHANTOM_CAVEAT, REAL_CAVEAT
+
+    return REAL_CAVEAT if paths.real_data_root(data_root) is not None else PHANTOM_CAVEAT
 
 
 def reproduce(profile: str = "demo", overrides: dict[str, Any] | None = None, data_root: str = "",
@@ -220,7 +231,7 @@ def reproduce(profile: str = "demo", overrides: dict[str, Any] | None = None, da
         write_json(timings_path, timings)
         print(f"[{i}/{len(names)}] {name} done in {timings[name]:.0f} s -> {executed[-1]}", flush=True)
     if report:
-        path = build_report(executed, out_dir / "report.html")
+        path = build_report(executed, out_dir / "report.html", data_caveat(data_root))
         print(f"report: {path}")
     print(f"total {time.perf_counter() - start:.0f} s")
     return executed
