@@ -6,12 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from test_null_world import fake_trained
 
 from kneelib.compare.init_drift import d2_decomposition, group_drift
 from kneelib.core.profiles import get_profile
 from kneelib.study import init_drift as idr
 from kneelib.study import null_world as nw
-from test_null_world import fake_trained
 
 
 def net(enc: list[float], head: list[float], bias: float = 0.0) -> dict[str, torch.Tensor]:
@@ -59,7 +59,8 @@ def test_shares_sum_to_one_and_untrained_nets_have_not_drifted():
     assert (drift[drift.kind == "fine-tuned"].rel_displacement == 0).all()
 
     moved = idr.drift_table(profile, states).query("group == 'network'").set_index("net")
-    assert moved.loc["T|F(s)", "init_norm"] == pytest.approx(moved.loc["F(s)"].init_norm * moved.loc["F(s)"].norm_growth)
+    base = moved.loc["F(s)"]
+    assert moved.loc["T|F(s)", "init_norm"] == pytest.approx(base.init_norm * base.norm_growth)  # ||w_base||
     assert moved.loc["T|F(s)", "rel_displacement"] == pytest.approx(moved.loc["T|F(s)", "drift"]
                                                                     / moved.loc["T|F(s)", "init_norm"])
 
