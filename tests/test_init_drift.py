@@ -10,6 +10,8 @@ from test_null_world import fake_trained
 
 from kneelib.compare.init_drift import d2_decomposition, group_drift
 from kneelib.core.profiles import get_profile
+from kneelib.nets.unet import layer_groups
+from kneelib.report.init_drift_plots import figure_init_drift
 from kneelib.study import init_drift as idr
 from kneelib.study import null_world as nw
 
@@ -87,3 +89,20 @@ def test_c1_reread_ranks_groups_at_init_and_after_training():
     assert c1.loc["init", "margin"] == pytest.approx((0.3 - 0.2) / 0.2)
     assert c1.loc["trained", "smallest"] == "enc_layer1"
     assert c1.loc["trained", "margin"] == pytest.approx((0.1 - 0.2) / 0.2)  # training flipped C1
+
+
+def test_drift_summary_and_its_figure_in_depth_order():
+    profile = get_profile("tiny")
+    states = fake_trained(profile)
+    drift, dec = idr.drift_table(profile, states), idr.scratch_pair_decomposition(profile, states)
+    summary = idr.drift_summary(drift, dec)
+    assert list(dict.fromkeys(summary.series)) == [
+        "scratch: drift / init norm", "fine-tuned: ||w - w_base|| / ||w_base||", "scratch pairs: init share of d^2"]
+    row = summary.query("series == 'scratch pairs: init share of d^2' and group == 'enc_layer2'")
+    assert row["mean"].item() == pytest.approx(dec.query("group == 'enc_layer2'").init_share.mean())
+    tuned = summary.query("panel == 'drift' and series.str.startswith('fine') and group == 'head'")["mean"].item()
+    assert tuned == pytest.approx(drift.query("kind == 'fine-tuned' and group == 'head'").rel_displacement.mean())
+    assert "network" not in set(summary.group)
+    fig = figure_init_drift(summary, profile.depth, "init and drift")
+    assert [t.name for t in fig.data][-1] == "d^2 = the inits' alone" and len(fig.data) == 4
+    assert list(fig.data[0].x) == layer_groups(profile.depth)

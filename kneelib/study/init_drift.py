@@ -121,3 +121,26 @@ def c1_at_init_and_trained(by_group: pd.DataFrame, latent: str) -> pd.DataFrame:
                          "latent_distance": values[latent],
                          "margin": (others.min() - values[latent]) / values[latent]})
     return pd.DataFrame(rows)
+
+
+def drift_summary(drift: pd.DataFrame, decomposition: pd.DataFrame) -> pd.DataFrame:
+    """What ``figures/init_drift`` draws, per layer group (``"network"`` left out): mean and sd over seeds
+    and nets of drift / init_norm for scratch nets ("scratch: drift / init norm") and for fine-tuned nets
+    ("fine-tuned: ||w - w_base|| / ||w_base||"), and over seeds and scratch pairs of the init share of d^2
+    ("scratch pairs: init share of d^2").
+
+    Args:
+        drift: :func:`drift_table`.
+        decomposition: :func:`scratch_pair_decomposition`.
+
+    Returns:
+        columns panel ("drift" / "init_share"), series, group, mean, sd (nan for a single value).
+    """
+    groups = drift[drift.group != NETWORK].assign(value=lambda d: d.drift / d.init_norm)
+    parts = [(groups[groups.kind == "scratch"], "drift", "scratch: drift / init norm"),
+             (groups[groups.kind == "fine-tuned"], "drift", "fine-tuned: ||w - w_base|| / ||w_base||"),
+             (decomposition[decomposition.group != NETWORK].assign(value=lambda d: d.init_share), "init_share",
+              "scratch pairs: init share of d^2")]
+    frames = [d.groupby("group", sort=False).value.agg(["mean", "std"]).rename(columns={"std": "sd"}).reset_index()
+              .assign(panel=panel, series=series) for d, panel, series in parts if len(d)]
+    return pd.concat(frames, ignore_index=True)[["panel", "series", "group", "mean", "sd"]]
