@@ -27,6 +27,10 @@
 #    order; scratch-vs-scratch distances after weight-matching alignment (Ainsworth et al. 2022).
 # 3. **Representations**: debiased linear CKA (Kornblith et al. 2019) between the nets' activations,
 #    per depth and layer by layer.
+# 4. **Null worlds**: every distance and activation claim's input table recomputed where nothing was
+#    learned, so that a claim which holds there can be read as a property of the init.
+# 5. **Init and drift per layer**: how far training moved each layer group from where it started, and
+#    how much of the scratch nets' distance their inits explain.
 
 # %% tags=["parameters"]
 profile = "demo"   # tiny | demo | paper_smoke | paper (kneelib.core.profiles)
@@ -44,9 +48,9 @@ P, ctx, FIGURES, RESULTS = notebook_setup(profile, data_root, overrides)
 from kneelib import names
 from kneelib.core import registry, results
 from kneelib.core.provenance import provenance
-from kneelib.report import distance_plots
+from kneelib.report import distance_plots, init_drift_plots
 from kneelib.report.export import save_figure
-from kneelib.study import analyses, controls, nine_nets
+from kneelib.study import analyses, controls, init_drift, nine_nets, null_world
 
 states = nine_nets.states_by_seed(P, ctx, force=force)
 meta = provenance(P, ctx.manifest_hash, seed=list(P.seeds))
@@ -123,6 +127,77 @@ results.save_table(controls_spread, RESULTS, registry.table("controls_seed_sprea
 controls_spread[controls_spread.group == f"enc_layer{P.depth}"].round(3)
 
 # %% [markdown]
+# ## 4. Null worlds: the claims where nothing was learned
+#
+# Two independently He-initialized nets are not "equally far apart" at every depth: their per-kernel
+# distance is set by the init scale alone, about 1.945 / sqrt(C_in) for a 3x3 kernel with C_in input
+# channels (`docs/reference.md`, "The distance and its null"). The deepest levels have the most input
+# channels, so the latent level is already the closest pair of levels before the first step, and a
+# depth claim such as C1 can hold by construction. Each claim is therefore also evaluated in a world
+# built from the same seeds where nothing was learned (`kneelib.study.null_world`):
+#
+# - **Untrained world**, for the scratch-vs-scratch claims and their controls (C1, against the null,
+#   after alignment, CKA), the activation claim (C7) and CKA: every scratch net is its own init,
+#   regenerated from its seed exactly as training built it; every fine-tuned net B|A(s) is A(s)'s init
+#   moved by a random displacement as large, layer by layer, as the real fine-tune's.
+# - **Displaced world**, for the fine-tune claims (C2-C5): scratch nets as trained; every fine-tuned net
+#   is its trained base moved by such a random displacement. Real and null fine-tunes move each
+#   convolution weight equally far; only the direction differs, random in the null.
+#
+# Biases and batch-norm parameters, which no distance reads, stay where the null fine-tune starts. The
+# tables are written in the claim inputs' formats as `results/null_world_<stem>`; the claims report
+# reads them for each claim's null verdict. Dice claims have no null world.
+
+# %%
+inits = null_world.init_states(P, states)  # every net's start, regenerated from its seed
+null_tables = null_world.null_claim_tables(P, ctx, states, dist, inits)
+results.save_table(null_tables["scratch_pairs"], RESULTS, registry.table("null_world_scratch_pairs"), meta)
+results.save_table(null_tables["null_ratio"], RESULTS, registry.table("null_world_null_ratio"), meta)
+results.save_table(null_tables["aligned"], RESULTS, registry.table("null_world_aligned"), meta)
+results.save_table(null_tables["overlap"], RESULTS, registry.table("null_world_overlap"), meta)
+results.save_table(null_tables["cka"], RESULTS, registry.table("null_world_cka"), meta)
+results.save_table(null_tables["finetune"], RESULTS, registry.table("null_world_finetune"), meta)
+results.save_json(null_tables["headline"]["by_seed"], RESULTS, registry.table("null_world_headline"), meta)
+results.save_table(null_tables["tissue"], RESULTS, registry.table("null_world_tissue"), meta)
+assert set(null_tables) == set(registry.NULL_INPUTS)  # every null table the claims report reads is saved
+
+# %% [markdown]
+# ## 5. Init and drift per layer
+#
+# Per layer group, over its convolution weights: the norm at the start ||w0|| (a scratch net's He init;
+# for a fine-tuned net, its base's trained weights), the drift ||w - w0|| and the norm growth
+# ||w|| / ||w0||. For two scratch nets the squared distance splits exactly into the inits' part
+# ||w0a - w0b||^2, the drifts' part ||da - db||^2 and a cross term 2 <w0a - w0b, da - db>
+# (`kneelib.compare.init_drift`). This is a Frobenius norm over the whole group, on squares because
+# only squares add; the suite's kernel distance averages per-kernel norms instead, so the shares say
+# which part sets a group's distance, not its exact value.
+#
+# How to read it: where drift / init norm is small and the init share of d^2 is near 1, a
+# scratch-vs-scratch distance is the init's, and its depth profile (C1) is the He null's. C1 follows
+# training only if the group with the smallest distance changes between init and the end of training
+# (the table after the figure), which needs a drift comparable to the init norm. For C2, the fine-tuned
+# nets' relative displacement per group says where fine-tuning moved the weights most.
+
+# %%
+drift = init_drift.drift_table(P, states, inits)
+pair_split = init_drift.scratch_pair_decomposition(P, states, inits)
+results.save_table(drift, RESULTS, registry.table("init_drift"), meta)
+results.save_table(pair_split, RESULTS, registry.table("init_drift_scratch_pairs"), meta)
+fig = init_drift_plots.figure_init_drift(init_drift.drift_summary(drift, pair_split), P.depth,
+                                         "Drift per layer group, and the inits' share of the scratch pairs' d^2")
+save_figure(fig, FIGURES, registry.figure("init_drift"))
+fig.show()
+by_group = init_drift.reread_by_group(drift, dist["scratch_pairs"], null_tables["scratch_pairs"])
+by_group.groupby("group", sort=False).mean(numeric_only=True).drop(columns="seed").round(4)
+
+# %% [markdown]
+# C1 at init and after training, per seed: the group with the smallest mean scratch-pair distance and
+# C1's margin, (smallest other group - latent) / latent (> 0: the latent level is the smallest).
+
+# %%
+init_drift.c1_at_init_and_trained(by_group, f"enc_layer{P.depth}").round(4)
+
+# %% [markdown]
 # ## The claims report with controls
 
 # %%
@@ -137,9 +212,11 @@ Markdown(claims_report.claims_md_path(P.name).read_text())
 # ## Files written
 #
 # - `outputs/<profile>/results/controls_null_ratio.csv`, `controls_scale_free.csv`,
-#   `controls_aligned_distances.csv`, `controls_cka.csv`, `controls_seed_spread.csv`, `claims.csv`
+#   `controls_aligned_distances.csv`, `controls_cka.csv`, `controls_seed_spread.csv`, `init_drift.csv`,
+#   `init_drift_scratch_pairs.csv`, `claims.csv`, and the null worlds' tables `null_world_*.csv` and
+#   `null_world_distances_headline.json`
 # - `outputs/<profile>/figures/controls_null_ratio`, `controls_aligned_distances`,
-#   `controls_cka_per_depth`, `controls_cka_heatmap_scratch`
+#   `controls_cka_per_depth`, `controls_cka_heatmap_scratch`, `init_drift`
 #
 # Next: [07_policy](07_policy.ipynb).
 

@@ -64,6 +64,8 @@ TABLES: dict[str, Output] = {
     "aligned": _table("controls_aligned_distances", "06_controls"),
     "cka": _table("controls_cka", "06_controls"),
     "controls_seed_spread": _table("controls_seed_spread", "06_controls"),
+    "init_drift": _table("init_drift", "06_controls"),
+    "init_drift_scratch_pairs": _table("init_drift_scratch_pairs", "06_controls"),
     "policy": _table("policy_results", "07_policy"),
     "policy_source_ranking": _table("policy_source_ranking", "07_policy"),
     "claims": _table("claims", *_CLAIMS_WRITERS),
@@ -92,6 +94,7 @@ FIGURES: dict[str, Output] = {f.stem: f for f in (
     _figure("controls_aligned_distances", "06_controls"),
     _figure("controls_cka_per_depth", "06_controls"),
     _figure("controls_cka_heatmap_scratch", "06_controls"),
+    _figure("init_drift", "06_controls"),
     _figure("policy_dice_vs_data", "07_policy"),
     _figure("robustness_claims_heatmap", "08_robustness"),
 )}
@@ -104,6 +107,14 @@ CLAIM_INPUTS = ("scratch_pairs", "finetune", "headline", "tissue", "per_scan", "
 # claim-input name -> registry name of the same table computed in the null world (06_controls,
 # kneelib.study.null_world): the claims' null verdicts read them.
 NULL_INPUTS: dict[str, str] = {}
+
+# The same inputs computed where nothing was learned (06_controls, kneelib.study.null_world.null_claim_tables):
+# claim-input name -> the registry name of its null table, stored as results/null_world_<the real stem>.csv
+# (.json for the headline). The Dice claims' inputs (per_scan, policy) have no null world.
+NULL_INPUTS: dict[str, str] = {name: f"null_world_{name}" for name in (
+    "scratch_pairs", "finetune", "headline", "tissue", "overlap", "null_ratio", "aligned", "cka")}
+TABLES.update({null: _table(f"null_world_{TABLES[name].stem}", "06_controls", suffix=TABLES[name].suffix)
+               for name, null in NULL_INPUTS.items()})
 
 
 def _lookup(registry: dict[str, Output], kind: str, name: str) -> str:
