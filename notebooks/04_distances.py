@@ -135,7 +135,7 @@ spread[spread.group == "network"].round(4)
 
 # %%
 table = claims_report.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta, ctx.source)
-table[["id", "paper", "this_run", "holds"]]
+table[["id", "paper", "this_run", "effect", "ci_low", "ci_high", "verdict"]]
 
 # %% [markdown]
 # ## Files written

@@ -104,10 +104,6 @@ CLAIM_INPUTS = ("scratch_pairs", "finetune", "headline", "tissue", "per_scan", "
                 "cka", "policy", "history_all")
 
 
-# claim-input name -> registry name of the same table computed in the null world (06_controls,
-# kneelib.study.null_world): the claims' null verdicts read them.
-NULL_INPUTS: dict[str, str] = {}
-
 # The same inputs computed where nothing was learned (06_controls, kneelib.study.null_world.null_claim_tables):
 # claim-input name -> the registry name of its null table, stored as results/null_world_<the real stem>.csv
 # (.json for the headline). The Dice claims' inputs (per_scan, policy) have no null world.
