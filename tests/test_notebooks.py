@@ -242,6 +242,9 @@ def test_claims_table_verdicts_agree_with_their_intervals(tiny_out):
     # the distance and activation claims have a null world; the Dice claims do not
     nulls = table.set_index("id").null_verdict
     assert nulls[["C6", "C8", "C9"]].eq("no null world").all()
+    assert nulls[["C1", "C2", "C3", "C7"]].isin(["supported", "contradicted", "inconclusive", "n/a"]).all(), nulls
+    for claim_id in ("C8", "C8s", "C8f", "C9", "C10", "C1b"):
+        assert table.set_index("id").loc[claim_id, "this_run"] != "not computed yet", claim_id
 
 
 @pytest.mark.slow
