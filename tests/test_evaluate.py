@@ -90,8 +90,9 @@ def test_evaluate_nets_one_row_per_net_and_scan_with_known_values(tiny):
     table = evaluate_nets(profile, ctx, states)
     scans = [r.scan_id for r in ctx.split("test")]
     assert len(scans) == 2  # one test subject, two timepoints
-    assert list(table.columns) == ["net", "tissue", "base_tissue", "kind", "seed", "scan_id",
+    assert list(table.columns) == ["net", "tissue", "base_tissue", "kind", "seed", "scan_id", "subject",
                                    "dice", "voe", "cv", "assd_mm", "pred_ml", "truth_ml"]
+    assert list(table.subject) == [r.subject for r in ctx.split("test") for _ in range(3)]
     assert list(zip(table.net, table.scan_id)) == [(n, s) for s in scans for n in ("F(s)", "M|T(s)", "T(s)")]
     rows = table.set_index(["net", "scan_id"])
     assert rows.loc["M|T(s)", "kind"].unique().tolist() == ["fine-tuned"]

@@ -158,9 +158,9 @@ def test_null_claim_tables_have_the_real_tables_names_and_columns(tiny):
     states = fake_trained(profile)
     dist = analyses.distances(profile, states)
     real = analyses.claim_tables(pd.DataFrame(), dist, analyses.activations(profile, ctx, states).overlap,
-                                 analyses.controls(profile, ctx, states, dist), pd.DataFrame())
+                                 analyses.controls(profile, ctx, states, dist), pd.DataFrame(), pd.DataFrame())
     null = nw.null_claim_tables(profile, ctx, states, dist)
-    assert set(null) == set(real) - {"per_scan", "policy"}
+    assert set(null) == set(real) - {"per_scan", "policy", "history_all"}  # Dice and training length: no null
     assert _columns(null) == {k: c for k, c in _columns(real).items() if k in null}
     # scratch pairs are the inits' distances; the displaced world's fine-tunes are as far from their bases
     inits = nw.init_states(profile, states)
