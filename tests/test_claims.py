@@ -344,3 +344,11 @@ def test_claims_of_more_tissues_are_judged_on_the_paper_nets_only():
         assert more.loc[claim_id, "this_run"] == paper.loc[claim_id, "this_run"], claim_id
         assert more.loc[claim_id, "effect"] == pytest.approx(paper.loc[claim_id, "effect"], nan_ok=True), claim_id
     assert not np.isnan(paper.loc["C4", "effect"])
+
+
+def test_a_null_world_of_other_seeds_is_not_used():
+    trained = _scratch_pairs([{"enc_layer1": 0.30, "enc_layer2": 0.10 + 0.001 * s, "network": 0.2} for s in range(2)])
+    untrained_seed0 = _scratch_pairs([{"enc_layer1": 0.33, "enc_layer2": 0.11, "network": 0.2}])
+    row = claims.claims_table({"scratch_pairs": trained}, [0, 1], "enc_layer2",
+                              null={"scratch_pairs": untrained_seed0}).set_index("id").loc["C1"]
+    assert row.null_verdict == "no null world"

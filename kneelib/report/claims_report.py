@@ -24,7 +24,7 @@ PHANTOM_CAVEAT = (
     "**Data: synthetic knee phantoms, not knees.** On the default phantoms every cartilage shares one signal "
     "and texture and the menisci are enlarged; the verdicts below test the method and its training dynamics "
     "on that data, not knee anatomy or the tissues of Thorneloe et al. Point the suite at real data "
-    "(README, \"Your own data\") to test those.")
+    "(README, \"Your own OAI data\") to test those.")
 REAL_CAVEAT = ("**Data: real scans** (the data root this run was given). The verdicts are about these scans, "
                "this recipe and these seeds.")
 _GROUP_TEXT = {
@@ -185,14 +185,16 @@ def robustness_verdicts(profile_name: str) -> dict[str, str] | None:
 def write_claims(profile_name: str, seeds: list[int], latent: str, meta: dict, data_source: str,
                  tables: dict | None = None, null: dict | None = None) -> pd.DataFrame:
     """Compute the claims from ``tables`` and their null world ``null`` (default: those under
-    ``outputs/<profile>/results``) and write ``claims.md`` and ``claims.csv``. ``data_source``: "phantom"
+    ``outputs/<profile>/results``; tables given without ``null``: no null world, since files on disk may
+    belong to other nets) and write ``claims.md`` and ``claims.csv``. ``data_source``: "phantom"
     or "real" (``DataContext.source``), for the report's opening caveat. The report gets a column of
     verdicts across recipes once a robustness table exists (:func:`robustness_verdicts`) and the ladder's
     verdicts once 09_relatedness has run (:func:`load_ladder`). Returns the claims table
     (:func:`kneelib.study.claims.claims_table`)."""
     results_dir = paths.results_dir(profile_name)
-    tables = load_tables(results_dir) if tables is None else tables
-    null = load_null_tables(results_dir) if null is None else null
+    if tables is None:  # the files the notebooks wrote, and the null world 06 wrote beside them
+        tables = load_tables(results_dir)
+        null = load_null_tables(results_dir) if null is None else null
     ladder = load_ladder(results_dir)
     table = claims.claims_table(tables, seeds, latent, null=null, validation=ladder)
     save_table(table, results_dir, registry.table("claims"), meta)

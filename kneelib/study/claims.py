@@ -601,7 +601,7 @@ def claim_effects(tables: dict, seeds: list[int], latent: str, null: dict | None
                    "value": results[0].value + (f" (seed {seeds[0]})" if len(seeds) > 1 else ""),
                    **_effect_columns(real)}
             null_effect = over = None
-            if all(n in null for n in test.needs) and not test.resample:
+            if not test.resample and _covers(null, test.needs, seeds):
                 null_results = _per_seed(test, null, seeds)
                 null_effect = verdicts.t_effect([r.margin for r in null_results])
                 over = verdicts.t_effect([r.margin - n.margin for r, n in zip(results, null_results)])
@@ -614,6 +614,16 @@ def claim_effects(tables: dict, seeds: list[int], latent: str, null: dict | None
                 "over_null_verdict": over.verdict if over else "",
                 "reading": _reading(real, null_effect, over)})
     return pd.DataFrame(rows)
+
+
+def _covers(tables: dict, needs: tuple[str, ...], seeds: list[int]) -> bool:
+    """Whether ``tables`` has every table of ``needs`` for every seed (a null world computed for other
+    seeds, e.g. an earlier run's, is not this run's null world)."""
+    def seeds_of(table) -> set:
+        if isinstance(table, dict):
+            return {int(s) for s in table.get("by_seed", {})}
+        return set(table.seed.unique()) if "seed" in table else set()
+    return all(n in tables and {int(s) for s in seeds} <= {int(s) for s in seeds_of(tables[n])} for n in needs)
 
 
 def _effect_columns(e: Effect) -> dict:
