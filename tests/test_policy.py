@@ -187,3 +187,15 @@ def test_policy_summary_one_row_per_step_variant_with_mean_over_seeds():
     summary = policy.policy_summary(pd.DataFrame(rows)).set_index("steps")
     assert summary.dice_mean.to_dict() == {"epochs": pytest.approx(0.7), "matched": pytest.approx(0.5)}
     assert (summary["count"] == 2).all()
+
+
+def test_only_a_policy_folder_of_its_own_drops_its_weights():
+    profile = get_profile("tiny")
+    assert policy.drops_weights(profile, policy.PolicyRun(T, F, "finetune", 0.34, 0))
+    assert policy.drops_weights(profile, policy.PolicyRun(T, F, "finetune_depth_lr", 1.0, 0))
+    # the full-data scratch and plain fine-tune runs are the study's own nets (08 relocates them into a
+    # setting's folder, where they are that setting's main nets): never dropped
+    assert not policy.drops_weights(profile, policy.PolicyRun(T, F, "finetune", 1.0, 0))
+    assert not policy.drops_weights(profile, policy.PolicyRun(T, None, "scratch", 1.0, 0))
+    assert not policy.drops_weights(profile.replace(policy_keep_weights=True),
+                                    policy.PolicyRun(T, F, "finetune", 0.34, 0))

@@ -81,6 +81,14 @@ def policy_runs(profile: Profile) -> list[PolicyRun]:
     return list(runs)
 
 
+def drops_weights(profile: Profile, run: PolicyRun) -> bool:
+    """Whether a run's best weights are dropped once it is evaluated: only a run with a policy folder of its
+    own (not one of the study's main nets, which the full-data scratch and plain fine-tune runs are), unless
+    ``Profile.policy_keep_weights``. Judged on the run, not on where a ``relocate`` put its job: 08 moves a
+    setting's main nets too, and their weights must stay."""
+    return _run_dir(profile, run) is not None and not profile.policy_keep_weights
+
+
 def _run_dir(profile: Profile, run: PolicyRun):
     if run.fraction == 1.0 and run.strategy != "finetune_depth_lr":
         return None  # the study's main networks of 02/03: reused as they are
@@ -124,9 +132,7 @@ def run_policy(profile: Profile, ctx: DataContext, runs: list[PolicyRun], force:
     results = train_jobs(profile, ctx, jobs, force=force, progress=progress)
     rows = []
     for run, job, result in zip(runs, jobs, results):
-        # a policy run's own folder (not one of the study's main nets): its weights go once it is evaluated
-        drop = job.run_dir is not None and not profile.policy_keep_weights
-        per_scan = evaluate_run(profile, ctx, run.spec, result, drop_weights=drop)
+        per_scan = evaluate_run(profile, ctx, run.spec, result, drop_weights=drops_weights(profile, run))
         n_slices = len(slice_dataset(ctx, "train", run.target, profile.slice_size, job.train_scans))
         if profile.steps_per_epoch is not None:
             n_slices = min(n_slices, profile.steps_per_epoch * profile.batch_size)

@@ -142,6 +142,13 @@ def train_setting(profile: Profile, ctx: DataContext, s: Setting, force: bool = 
     specs = [spec for seed in profile.seeds for spec in nine_nets.all_specs(seed, profile.tissues)]
     jobs = [relocate(profile, s, TrainJob(spec)) for spec in specs]
     results: list[TrainResult] = train_jobs(sp, ctx, jobs, force=force, progress=progress)
+    # a finished net whose weights were dropped (an older version let a policy run drop a setting's main
+    # net) cannot be compared: train those again
+    missing = [i for i, r in enumerate(results) if r.state is None]
+    if missing:
+        again = train_jobs(sp, ctx, [jobs[i] for i in missing], force=True, progress=progress)
+        for i, r in zip(missing, again):
+            results[i] = r
     states: States = {}
     rows = []
     for spec, result in zip(specs, results):
