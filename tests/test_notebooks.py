@@ -228,7 +228,7 @@ def test_claims_table_has_one_row_per_claim(tiny_out):
 
 @pytest.mark.slow
 def test_claims_table_verdicts_agree_with_their_intervals(tiny_out):
-    table = _results(tiny_out, "claims")
+    table = _results(tiny_out, "claims").fillna({"verdict": "n/a", "null_verdict": "n/a"})  # CSV: "n/a" -> NaN
     assert {"id", "verdict", "effect", "ci_low", "ci_high", "n_seeds", "null_verdict"} <= set(table.columns)
     assert table.verdict.isin(["supported", "contradicted", "inconclusive", "n/a"]).all(), table.verdict
     for r in table.itertuples():
@@ -321,7 +321,7 @@ def test_robustness_notebook_at_tiny_profile(tmp_path, monkeypatch):
     (executed,) = runner.reproduce("tiny", only=["08"], report=False)
     assert executed.stem == "08_robustness"
     out = tmp_path / "tiny"
-    table = _results(out, "robustness_claims")
+    table = _results(out, "robustness_claims").fillna({"verdict": "n/a"})  # CSV reads "n/a" back as NaN
     ids = CLAIM_IDS
     assert list(table.setting.unique()) == ["recipe", "ft_lr"] and len(table) == len(ids) * 2
     assert not table.duplicated(["setting", "id"]).any() and set(table.id) == set(ids)

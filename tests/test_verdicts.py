@@ -62,3 +62,4 @@ def test_count_text():
     assert verdicts.count_text(["supported", "supported", "inconclusive"]) == "supported in 2 of 3, inconclusive in 1"
     assert verdicts.count_text(["contradicted", "n/a"]) == "contradicted in 1 of 1"
     assert verdicts.count_text(["n/a"]) == "n/a"
+    assert verdicts.count_text([float("nan"), "supported"]) == "supported in 1 of 1"  # "n/a" read back from a CSV

@@ -262,7 +262,7 @@ def robust_across_recipes(robustness: pd.DataFrame, reference: str = REFERENCE) 
     for claim_id, d in rows.groupby("id", sort=False):
         if claim_id in SCRATCH_ONLY and "reference_scratch" in d:
             d = d[~d.reference_scratch.astype(bool)]
-        by_setting = dict(zip(d.setting, d.verdict))
+        by_setting = dict(zip(d.setting, d.verdict.fillna(verdicts.NOT_APPLICABLE)))  # CSV reads "n/a" as NaN
         if by_setting.get(reference, verdicts.NOT_APPLICABLE) == verdicts.NOT_APPLICABLE:
             out[claim_id] = verdicts.NOT_APPLICABLE
             continue

@@ -152,8 +152,9 @@ def _subject_draws(seed: int, groups: list[pd.DataFrame], statistic: Callable[[i
 
 def count_text(verdicts: Sequence[str]) -> str:
     """``["supported", "supported", "inconclusive"]`` -> "supported in 2 of 3, inconclusive in 1"
-    (n/a left out of the count; all n/a: "n/a")."""
-    answered = [v for v in verdicts if v != NOT_APPLICABLE]
+    (n/a, and anything that is not a verdict such as the NaN pandas reads "n/a" back as, left out of
+    the count; nothing left: "n/a")."""
+    answered = [v for v in verdicts if v in VERDICTS and v != NOT_APPLICABLE]
     if not answered:
         return NOT_APPLICABLE
     counts = {v: answered.count(v) for v in VERDICTS if v in answered}
