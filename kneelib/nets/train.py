@@ -438,7 +438,7 @@ def _result(payload: dict[str, Any], run_dir: Path, reused: bool) -> TrainResult
 CALIBRATION_SLICES = 64
 PREVALENCE_SLICES = 1024
 # The smallest prevalence a prior is calibrated to (a logit of -6.9): an empty mask set still gives a finite
-# logit, and the smallest tissue of the vocabulary (a tibial compartment, about 0.3% of a demo slice) is above it.
+# logit, well below the prevalence of every demo tissue (docs/measurements.md, "Fine-tune prior").
 PREVALENCE_FLOOR = 1e-3
 
 
@@ -496,26 +496,44 @@ def calibrate_head_bias(model: UNet2D, images: torch.Tensor, logit: float,
     predicting nothing. Re-estimating only the output prior for the new task restores the gradient;
     every weight (and so every weight distance) is still the base net's.
 
+    The mean is the one the net has in its own precision: the head (a 1 x 1 convolution) is evaluated under
+    ``dtype``'s autocast on the features the rest of the net gives it there. Under bf16 autocast rounds the
+    bias to bf16 (8 significant bits: a logit step of 2^-6 for a bias between 2 and 4 in magnitude), so the
+    mean can only take discrete values; the bias chosen is the one of the two around the target whose mean is
+    closest (within half a step: about 5e-4 in probability near p = 0.05). In fp32 the mean is exact to ~1e-7.
+
     Args:
         model: the net, modified in place (eval-mode forward, batch-norm running statistics).
         images: (N, 1, S, S) training slices, on the model's device.
         logit: the target mean probability, as a logit (:func:`head_prior_logit`).
-        dtype: the autocast dtype the net trains in (None: fp32), so the mean holds in the run's own precision.
+        dtype: the autocast dtype the net trains in (None: fp32).
 
     Returns: the shift added to ``head.bias``.
     """
     was_training = model.training
     model.eval()
-    with autocast(images.device, dtype):
-        z = model(images.contiguous(memory_format=torch.channels_last))
-    z = z.double().flatten()
+    features: list[torch.Tensor] = []
+    hook = model.head.register_forward_hook(lambda module, inputs, output: features.append(inputs[0]))
+    try:
+        with autocast(images.device, dtype):
+            model(images.contiguous(memory_format=torch.channels_last))
+    finally:
+        hook.remove()
+    start = model.head.bias.detach().clone()
+
+    def gap(shift: float) -> float:  # mean probability with this shift, minus the target
+        model.head.bias.copy_(start + shift)
+        with autocast(images.device, dtype):
+            z = model.head(features[0])
+        return torch.sigmoid(z.double()).mean().item() - target
+
     target = 1 / (1 + math.exp(-logit))
     lo, hi = -100.0, 100.0
-    for _ in range(80):  # mean sigmoid(z + b) increases with b: bisection
+    for _ in range(60):  # the mean increases with the shift: bisection, to a step far below the bias's rounding
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if torch.sigmoid(z + mid).mean().item() < target else (lo, mid)
-    shift = (lo + hi) / 2
-    model.head.bias += shift
+        lo, hi = (mid, hi) if gap(mid) < 0 else (lo, mid)
+    shift = min((lo, hi), key=lambda s: abs(gap(s)))
+    model.head.bias.copy_(start + shift)
     model.train(was_training)
     return shift
 
