@@ -35,6 +35,7 @@ import torch
 from scipy import special
 from torch import nn
 
+from kneelib.core.profiles import INITS
 from kneelib.names import (
     ALL_TISSUES,
     PAPER_HEADLINE,
@@ -45,7 +46,6 @@ from kneelib.names import (
     tissue_code,
     tissue_pairs,
 )
-from kneelib.core.profiles import INITS
 from kneelib.nets.unet import UNet2D, group_of
 
 REDUCTIONS = ("kernel", "weight", "filter")
