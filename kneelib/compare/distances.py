@@ -2,8 +2,9 @@
 
 The paper reports "the average Euclidean (L2) distance between learned convolution kernel
 weights of two networks", for the whole network and per depth. No code of the paper is
-public; ``reduction="kernel"`` (the default) is the reading that matches the paper's
-magnitudes (docs/reference.md, "The distance and its null"): for every (output channel, input
+public; ``reduction="kernel"`` (the default) is the one reading on the paper's scale (the paper's trained
+scratch-vs-scratch 6.45e-2 lies 12-23% below its untrained null; docs/reference.md, "The distance and its
+null"): for every (output channel, input
 channel) pair of every convolution, the L2 norm of the difference of the two k x k kernels, averaged over all
 kernels of a layer group. Two other readings (``"weight"``, ``"filter"``) and two scale-free
 variants (``scale="relative"``, ``"cosine"``) are options of the same function.
@@ -13,7 +14,8 @@ biases, batch-norm affine parameters and running statistics are left out.
 
 Under He initialization the per-kernel distance of two *untrained* nets already shrinks like
 2 / sqrt(C_in) with depth; ``he_null_distances`` and ``empirical_null`` give that baseline,
-against which a depth trend (claim C1) has to be read.
+against which a depth trend (claim C1) has to be read, for PyTorch's ``he_normal`` or the authors' Keras
+2.1.6 init (``init="keras_he_2_1_6"``: 0.883 of it for 3x3 kernels, ``truncated_pair_norm_mean``).
 
 Nets are named as in the paper: ``"F(s)"`` is the femoral-cartilage net trained from scratch,
 ``"T|F(s)"`` the tibial-cartilage net fine-tuned from ``F(s)``. The table helpers at the end
