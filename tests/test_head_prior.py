@@ -1,4 +1,4 @@
-"""A fine-tuned net's output prior: calibrated to its target's prevalence (default) or to sigmoid(head_bias)."""
+"""A fine-tuned net's output prior: calibrated to sigmoid(head_bias) (default) or to its target's prevalence."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_prior_logit_is_the_prevalence_floored_or_the_fixed_head_bias():
     empty = train.head_prior_logit(finetune_config("prevalence"), Masks([0, 0]))
     assert empty == pytest.approx(logit(train.PREVALENCE_FLOOR)) and math.isfinite(empty)
     scratch = TrainConfig.from_profile(PROFILES["tiny"].replace(head_bias=-3.0), "tibial_cartilage")
-    with pytest.raises(ValueError, match="finetune_head_prior=None"):
+    with pytest.raises(ValueError, match="finetune_head_prior=None: use fixed or prevalence"):
         train.head_prior_logit(scratch, ds)
 
 
@@ -130,9 +130,9 @@ def test_the_prior_setting_keys_fine_tuned_nets_only():
 
 
 def test_the_prior_option_is_validated():
-    assert get_profile("demo").finetune_head_prior == "prevalence"
-    assert get_profile("demo", finetune_head_prior="fixed").finetune_head_prior == "fixed"
-    with pytest.raises(ValueError, match="finetune_head_prior='median': use prevalence or fixed"):
+    assert get_profile("demo").finetune_head_prior == "fixed"
+    assert get_profile("demo", finetune_head_prior="prevalence").finetune_head_prior == "prevalence"
+    with pytest.raises(ValueError, match="finetune_head_prior='median': use fixed or prevalence"):
         get_profile("demo", finetune_head_prior="median")
 
 

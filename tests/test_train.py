@@ -668,12 +668,13 @@ def test_every_recipe_field_comes_from_the_profile() -> None:
         assert getattr(cfg, name) == getattr(paper, name), name
     # a scratch net has no base to calibrate: its key does not depend on the fine-tune prior
     assert cfg.finetune_head_prior is None
-    assert TrainConfig.from_profile(paper, "meniscus", base_net="F(s)").finetune_head_prior == "prevalence"
+    assert TrainConfig.from_profile(paper, "meniscus", base_net="F(s)").finetune_head_prior == "fixed"
     # changing a profile field changes the config (nothing is copied by hand and forgotten)
     changed = {"depth": 4, "base_filters": 8, "slice_size": 64, "batch_size": 4, "max_epochs": 7, "patience": 3,
                "min_delta": 1e-4, "lr": 1e-2, "lr_decay": 0.5, "lr_decay_every": 3, "lr_floor": 1e-6,
                "adam_betas": (0.9, 0.999), "adam_eps": 1e-6, "steps_per_epoch": 2, "precision": "bf16",
-               "loss_reduction": "sample", "head_bias": -3.0, "init": "keras_he_2_1_6", "finetune_head_prior": "fixed"}
+               "loss_reduction": "sample", "head_bias": -3.0, "init": "keras_he_2_1_6",
+               "finetune_head_prior": "prevalence"}
     assert set(changed) == recipe_fields
     for name, value in changed.items():
         base_net = "F(s)" if name == "finetune_head_prior" else None

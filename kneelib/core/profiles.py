@@ -29,7 +29,7 @@ EXECUTORS = ("local", "submitit")
 INITS = ("he_normal", "keras_he_2_1_6")
 # What a fine-tuned net's output prior is calibrated to (kneelib.nets.train.head_prior_logit): the target
 # tissue's prevalence on its training masks, or sigmoid(head_bias) whatever the tissue.
-HEAD_PRIORS = ("prevalence", "fixed")
+HEAD_PRIORS = ("fixed", "prevalence")
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,10 @@ class Profile:
     seeds: tuple[int, ...] = (0,)  # training seeds; the first is the headline run
     loss_reduction: str = "batch"  # soft Dice over the batch; "sample": per slice, the reference form (README)
     head_bias: float = 0.0         # initial output prior as a logit (scratch and fine-tuned nets); 0.0: off (README)
-    # a fine-tuned net's output prior when head_bias is set: "prevalence" of its tissue on its training masks,
-    # "fixed": sigmoid(head_bias) as for a scratch net (README, kneelib.nets.train.head_prior_logit)
-    finetune_head_prior: str = "prevalence"
+    # a fine-tuned net's output prior when head_bias is set: "fixed": sigmoid(head_bias) as for a scratch net;
+    # "prevalence" of its tissue on its training masks, which left nets fine-tuned from F(s) stuck on the demo
+    # (docs/measurements.md, "Fine-tune prior"; kneelib.nets.train.head_prior_logit)
+    finetune_head_prior: str = "fixed"
     init: str = "he_normal"        # conv weight init: "he_normal" (PyTorch) or "keras_he_2_1_6" (the authors')
     precision: str = "auto"        # "auto" (bf16 on CPUs that have it, fp16 on CUDA), "bf16", "fp16", "fp32"
     num_workers: int = 0           # DataLoader worker processes

@@ -472,15 +472,18 @@ def head_prior_logit(cfg: TrainConfig, train_ds: Dataset) -> float:
 
     ``cfg.finetune_head_prior``:
 
+    - ``"fixed"`` (the profiles' default): ``cfg.head_bias``, the scratch nets' prior whatever the tissue
+      (sigmoid(-3) = 0.047 on the demo).
     - ``"prevalence"``: logit(max(p, PREVALENCE_FLOOR)), p = :func:`mask_prevalence` of ``train_ds``, the target
-      tissue's own share of its training pixels: the prior a net trained on that tissue would settle near, so
-      the calibration does not itself move the net away from the target's optimum.
-    - ``"fixed"``: ``cfg.head_bias``, the scratch nets' prior whatever the tissue (sigmoid(-3) = 0.047 on the demo).
+      tissue's own share of its training pixels: the prior a net trained on that tissue would settle near. The
+      base net puts that mass where its own tissue is, and on the demo nets fine-tuned from F(s) to the rarer
+      T and M (0.4% of the pixels) then got no soft-Dice signal and stayed at a validation loss of 1.0
+      (docs/measurements.md, "Fine-tune prior").
     """
     if cfg.finetune_head_prior == "fixed":
         return cfg.head_bias
     if cfg.finetune_head_prior != "prevalence":
-        raise ValueError(f"finetune_head_prior={cfg.finetune_head_prior!r}: use prevalence or fixed (a scratch net's "
+        raise ValueError(f"finetune_head_prior={cfg.finetune_head_prior!r}: use fixed or prevalence (a scratch net's "
                          "config has None: build a fine-tuned net's with TrainConfig.from_profile(..., base_net=...))")
     p = max(mask_prevalence(train_ds), PREVALENCE_FLOOR)
     return math.log(p / (1 - p))
