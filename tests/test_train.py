@@ -392,7 +392,8 @@ def test_run_key_changes_with_every_input(reference: TrainResult) -> None:
                "slice_size": 64, "batch_size": 4, "max_epochs": 7, "patience": 3, "min_delta": 1e-4,
                "lr": 1e-3, "lr_decay": 0.5, "lr_decay_every": 3, "lr_floor": 1e-6, "depth_lr_decay": 0.5,
                "steps_per_epoch": 2, "train_fraction": 0.5, "seed": 1, "precision": "bf16",
-               "loss_reduction": "sample", "head_bias": -3.0, "adam_betas": (0.9, 0.999), "adam_eps": 1e-6}
+               "loss_reduction": "sample", "head_bias": -3.0, "adam_betas": (0.9, 0.999), "adam_eps": 1e-6,
+               "init": "keras_he_2_1_6", "finetune_head_prior": "fixed"}
     assert set(changed) == {f.name for f in dataclasses.fields(TrainConfig)}
     keys = {train.run_key(dataclasses.replace(REF, **{name: value}), MANIFEST, None)
             for name, value in changed.items()}
@@ -579,7 +580,7 @@ def test_calibrate_head_bias_sets_the_mean_probability_and_nothing_else():
 def test_fine_tuned_net_starts_at_the_prior_only_when_head_bias_is_set(tmp_path, data):
     base = UNet2D(REF.depth, REF.base_filters, seed=5).state_dict()
     for head_bias, calibrated in ((-3.0, True), (0.0, False)):
-        cfg = dataclasses.replace(REF, head_bias=head_bias, max_epochs=1)
+        cfg = dataclasses.replace(REF, head_bias=head_bias, max_epochs=1, finetune_head_prior="fixed")
         result = run(cfg, tmp_path / str(head_bias), data, base_state=base)
         moved = result.state["enc_layer1.conv1.weight"] - base["enc_layer1.conv1.weight"]
         assert moved.abs().max() > 0  # it trained
@@ -663,16 +664,21 @@ def test_every_recipe_field_comes_from_the_profile() -> None:
     profile_fields = {f.name: f for f in dataclasses.fields(paper)}
     assert recipe_fields <= set(profile_fields)  # nothing in the recipe that the profile does not hold
     cfg = TrainConfig.from_profile(paper, "meniscus")
-    for name in recipe_fields:
+    for name in recipe_fields - {"finetune_head_prior"}:
         assert getattr(cfg, name) == getattr(paper, name), name
+    # a scratch net has no base to calibrate: its key does not depend on the fine-tune prior
+    assert cfg.finetune_head_prior is None
+    assert TrainConfig.from_profile(paper, "meniscus", base_net="F(s)").finetune_head_prior == "fixed"
     # changing a profile field changes the config (nothing is copied by hand and forgotten)
     changed = {"depth": 4, "base_filters": 8, "slice_size": 64, "batch_size": 4, "max_epochs": 7, "patience": 3,
                "min_delta": 1e-4, "lr": 1e-2, "lr_decay": 0.5, "lr_decay_every": 3, "lr_floor": 1e-6,
                "adam_betas": (0.9, 0.999), "adam_eps": 1e-6, "steps_per_epoch": 2, "precision": "bf16",
-               "loss_reduction": "sample", "head_bias": -3.0}
+               "loss_reduction": "sample", "head_bias": -3.0, "init": "keras_he_2_1_6",
+               "finetune_head_prior": "prevalence"}
     assert set(changed) == recipe_fields
     for name, value in changed.items():
-        assert getattr(TrainConfig.from_profile(paper.replace(**{name: value}), "meniscus"), name) == value
+        base_net = "F(s)" if name == "finetune_head_prior" else None
+        assert getattr(TrainConfig.from_profile(paper.replace(**{name: value}), "meniscus", base_net), name) == value
 
 
 def test_fine_tuned_nets_take_the_fine_tune_recipe() -> None:

@@ -61,10 +61,11 @@ def distance_spread(tables: dict) -> pd.DataFrame:
 
 
 def null_table(profile: Profile, reference_state: dict[str, torch.Tensor], n_pairs: int = 3) -> pd.DataFrame:
-    """Per-group distance between untrained He-initialized nets: closed form and empirical mean."""
-    expected = distances.he_null_distances(reference_state)
+    """Per-group distance between untrained nets initialized as the profile's (``Profile.init``): expected
+    (``he_null_distances``) and the empirical mean over ``n_pairs`` pairs of fresh inits (of ``2 * n_pairs`` seeds)."""
+    expected = distances.he_null_distances(reference_state, init=profile.init)
     seeds = range(1000, 1000 + 2 * n_pairs)  # seeds no training run uses
-    empirical = distances.empirical_null(profile.depth, profile.base_filters, seeds)
+    empirical = distances.empirical_null(profile.depth, profile.base_filters, seeds, init=profile.init)
     return pd.DataFrame([{"group": g, "expected": expected[g], "empirical": empirical.get(g)} for g in expected])
 
 

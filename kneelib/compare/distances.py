@@ -2,8 +2,9 @@
 
 The paper reports "the average Euclidean (L2) distance between learned convolution kernel
 weights of two networks", for the whole network and per depth. No code of the paper is
-public; ``reduction="kernel"`` (the default) is the reading that matches the paper's
-magnitudes (docs/reference.md, "The distance and its null"): for every (output channel, input
+public; ``reduction="kernel"`` (the default) is the one reading on the paper's scale (the paper's trained
+scratch-vs-scratch 6.45e-2 lies 12-23% below its untrained null; docs/reference.md, "The distance and its
+null"): for every (output channel, input
 channel) pair of every convolution, the L2 norm of the difference of the two k x k kernels, averaged over all
 kernels of a layer group. Two other readings (``"weight"``, ``"filter"``) and two scale-free
 variants (``scale="relative"``, ``"cosine"``) are options of the same function.
@@ -13,7 +14,8 @@ biases, batch-norm affine parameters and running statistics are left out.
 
 Under He initialization the per-kernel distance of two *untrained* nets already shrinks like
 2 / sqrt(C_in) with depth; ``he_null_distances`` and ``empirical_null`` give that baseline,
-against which a depth trend (claim C1) has to be read.
+against which a depth trend (claim C1) has to be read, for PyTorch's ``he_normal`` or the authors' Keras
+2.1.6 init (``init="keras_he_2_1_6"``: 0.883 of it for 3x3 kernels, ``truncated_pair_norm_mean``).
 
 Nets are named as in the paper: ``"F(s)"`` is the femoral-cartilage net trained from scratch,
 ``"T|F(s)"`` the tibial-cartilage net fine-tuned from ``F(s)``. The table helpers at the end
@@ -24,14 +26,18 @@ take ``states``, a dict from such names to state_dicts, and skip any pair whose 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
+from scipy import special
 from torch import nn
 
+from kneelib.core.profiles import INITS
 from kneelib.names import (
     ALL_TISSUES,
     PAPER_HEADLINE,
@@ -212,41 +218,115 @@ def _chi_mean(n: int) -> float:
     return math.sqrt(2.0) * math.exp(math.lgamma((n + 1) / 2) - math.lgamma(n / 2))
 
 
-def he_null_kernel_distance(c_in_fan: int, k: int = 3) -> float:
+# Keras 2.1.6's he_normal cuts its normal at this many of its stds (kneelib.nets.unet.keras_he_2_1_6_).
+KERAS_CUT = 2.0
+
+
+def truncated_std(cut: float = KERAS_CUT) -> float:
+    """The std of a standard normal truncated to [-cut, cut]: 0.87962566 for cut = 2."""
+    z = math.erf(cut / math.sqrt(2))
+    return math.sqrt(1 - 2 * cut * math.exp(-cut * cut / 2) / (math.sqrt(2 * math.pi) * z))
+
+
+def _difference_density(s: np.ndarray, cut: float) -> np.ndarray:
+    """Density at s >= 0 of x - y, x and y independent standard normals truncated to [-cut, cut].
+
+    The product of the two normal densities is exp(-s^2 / 4) exp(-(x - s/2)^2) / (2 pi); integrating x over
+    [s - cut, cut] gives sqrt(pi) erf(cut - s/2). Divided by Z^2, Z = erf(cut / sqrt 2) the mass kept.
+    """
+    z = math.erf(cut / math.sqrt(2))
+    return np.exp(-s * s / 4) * special.erf(cut - s / 2) / (2 * math.sqrt(math.pi) * z * z)
+
+
+@functools.lru_cache(maxsize=64)
+def truncated_pair_norm_mean(n: int, cut: float = KERAS_CUT) -> float:
+    """E||x - y|| for x, y independent n-vectors of standard normals truncated to [-cut, cut] (iid entries).
+
+    No closed form; an exact integral, evaluated numerically to about 1e-9 relative. With S = ||x - y||^2,
+    sqrt(S) = (1 / (2 sqrt(pi))) int_0^inf (1 - exp(-t S)) t^(-3/2) dt, so
+    E sqrt(S) = (1 / (2 sqrt(pi))) int_0^inf (1 - L(t)^n) t^(-3/2) dt with L(t) = E exp(-t d^2) for one entry's
+    difference d (:func:`_difference_density`). L is a Gauss-Legendre sum over d in [0, min(2 cut, 12 / sqrt t)]
+    (beyond, exp(-t d^2) < e^-144), the outer integral a trapezoid in u = log t over [-60, 60] (the integrand
+    falls like exp(-|u| / 2) at both ends). ``cut = inf`` gives the plain normal's sqrt(2) E[chi_n].
+
+    Args:
+        n: entries per unit (k * k for a kernel).
+        cut: the truncation, in stds of the normal before the cut.
+
+    Returns:
+        the expected distance, in units of the std before the cut.
+    """
+    if n < 1 or not cut > 0:
+        raise ValueError(f"need n >= 1 and cut > 0, got {n}, {cut}")
+    nodes, weights = np.polynomial.legendre.leggauss(200)
+    u = np.arange(-60.0, 60.0 + 1e-9, 0.02)
+    t = np.exp(u)[:, None]
+    support = min(2 * cut, 40.0)  # beyond 40 the density (at most exp(-d^2 / 4)) is below e^-400
+    upper = np.minimum(support, 12 / np.sqrt(t))
+    d = (nodes[None, :] + 1) / 2 * upper
+    w = weights[None, :] / 2 * upper
+    density = _difference_density(d, cut)
+    # 1 - L(t): as the integral of density * (1 - exp(-t d^2)) while the nodes span the support (small t, no
+    # cancellation); else 1 minus the integral of density * exp(-t d^2), whose mass lies within the nodes
+    whole = 2 * (w * density * -np.expm1(-t * d * d)).sum(1)
+    peak = 1 - 2 * (w * density * np.exp(-t * d * d)).sum(1)
+    one_minus_l = np.where(upper[:, 0] >= support, whole, peak)
+    integrand = -np.expm1(n * np.log1p(-one_minus_l)) / np.sqrt(t[:, 0])  # (1 - L^n) t^(-1/2): dt = t du
+    return float(np.trapezoid(integrand, u) / (2 * math.sqrt(math.pi)))
+
+
+def _pair_norm_mean(n: int, fan_in: int, init: str) -> float:
+    """E||a - b|| for the n weights of one unit of two independent inits ``init`` of a weight with ``fan_in``."""
+    he_std = math.sqrt(2.0 / fan_in)
+    if init == "he_normal":
+        return he_std * math.sqrt(2.0) * _chi_mean(n)
+    return he_std * truncated_pair_norm_mean(n, KERAS_CUT)
+
+
+def _check_init(init: str) -> None:
+    if init not in INITS:
+        raise ValueError(f"init={init!r}: use {' or '.join(INITS)}")
+
+
+def he_null_kernel_distance(c_in_fan: int, k: int = 3, init: str = "he_normal") -> float:
     """Expected L2 distance between corresponding k x k kernels of two independent He inits.
 
-    Each weight is N(0, 2 / fan_in) with fan_in = c_in_fan * k * k, so the difference of two
+    ``"he_normal"``: each weight is N(0, 2 / fan_in) with fan_in = c_in_fan * k * k, so the difference of two
     independent draws is N(0, 4 / fan_in) per weight and the norm of the k*k-dim difference
     is sigma * sqrt(2) * Gamma((k*k + 1) / 2) / Gamma(k*k / 2), sigma = sqrt(4 / fan_in).
     For 3x3 kernels that is about 1.95 / sqrt(c_in_fan), i.e. roughly 2 / sqrt(C_in).
+    ``"keras_he_2_1_6"``: each weight is that normal truncated at 2 of its stds (std 0.8796 sqrt(2 / fan_in)):
+    sqrt(2 / fan_in) * :func:`truncated_pair_norm_mean` (k * k), about 1.70 / sqrt(c_in_fan) for 3x3 kernels.
 
     Args:
         c_in_fan: the channel count PyTorch takes fan_in from (dim 1 of the weight: the input
             channels of a Conv2d, the output channels of a ConvTranspose2d).
         k: kernel size (square kernels).
+        init: ``"he_normal"`` or ``"keras_he_2_1_6"`` (``kneelib.nets.unet.init_he``).
 
     Returns:
         the expected distance, in weight units.
     """
     if c_in_fan < 1 or k < 1:
         raise ValueError(f"c_in_fan and k must be >= 1, got {c_in_fan}, {k}")
-    return math.sqrt(4.0 / (c_in_fan * k * k)) * _chi_mean(k * k)
+    _check_init(init)
+    return _pair_norm_mean(k * k, c_in_fan * k * k, init)
 
 
-def _null_unit(w: torch.Tensor, transposed: bool, reduction: str) -> tuple[float, float]:
-    """(number of units, expected value per unit) of one weight under two He inits."""
+def _null_unit(w: torch.Tensor, transposed: bool, reduction: str, init: str) -> tuple[float, float]:
+    """(number of units, expected value per unit) of one weight under two inits ``init``."""
     fan_in = w.shape[1] * w.shape[2] * w.shape[3]  # PyTorch's fan_in: dim 1 for both conv kinds
-    var = 4.0 / fan_in  # variance of the per-scalar difference
     if reduction == "kernel":
-        return w.shape[0] * w.shape[1], math.sqrt(var) * _chi_mean(w.shape[2] * w.shape[3])
+        return w.shape[0] * w.shape[1], _pair_norm_mean(w.shape[2] * w.shape[3], fan_in, init)
     if reduction == "filter":
         n_out = w.shape[1] if transposed else w.shape[0]
-        return n_out, math.sqrt(var) * _chi_mean(w.numel() // n_out)
-    return w.numel(), var  # "weight": accumulate the mean square, take the root per group
+        return n_out, _pair_norm_mean(w.numel() // n_out, fan_in, init)
+    shrink = 1.0 if init == "he_normal" else truncated_std(KERAS_CUT)
+    return w.numel(), 4.0 / fan_in * shrink**2  # "weight": the mean square difference; its root per group
 
 
-def he_null_distances(model_a_like: StateLike, reduction: str = "kernel") -> dict[str, float]:
-    """Expected ``kernel_distances`` (absolute scale) of two independent He inits of an architecture.
+def he_null_distances(model_a_like: StateLike, reduction: str = "kernel", init: str = "he_normal") -> dict[str, float]:
+    """Expected ``kernel_distances`` (absolute scale) of two independent inits of an architecture.
 
     Each weight's expectation follows ``he_null_kernel_distance`` with PyTorch's fan_in
     (Conv2d: in * k * k; ConvTranspose2d: dim 1, i.e. out * k * k). A group's value is the
@@ -256,15 +336,17 @@ def he_null_distances(model_a_like: StateLike, reduction: str = "kernel") -> dic
     Args:
         model_a_like: a module or state_dict with the architecture (values are not used).
         reduction: ``"kernel"``, ``"weight"`` or ``"filter"``.
+        init: the init of both nets, ``"he_normal"`` or ``"keras_he_2_1_6"`` (``kneelib.nets.unet.init_he``).
 
     Returns:
         group -> expected distance, then ``"network"``.
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    _check_init(init)
     sums: dict[str, list[float]] = {}  # group -> [units, sum of unit expectations]
     for key, (w, transposed) in conv_weights(model_a_like).items():
-        n, e = _null_unit(w, transposed, reduction)
+        n, e = _null_unit(w, transposed, reduction, init)
         acc = sums.setdefault(group_of(key), [0.0, 0.0])
         acc[0], acc[1] = acc[0] + n, acc[1] + n * e
     total = [sum(v[0] for v in sums.values()), sum(v[1] for v in sums.values())]
@@ -275,13 +357,14 @@ def he_null_distances(model_a_like: StateLike, reduction: str = "kernel") -> dic
 
 
 def empirical_null(depth: int, base_filters: int, seeds: Iterable[int], reduction: str = "kernel",
-                   scale: str = "absolute") -> dict[str, float]:
-    """Mean distance between untrained ``UNet2D(seed=s)`` nets over all pairs of ``seeds``.
+                   scale: str = "absolute", init: str = "he_normal") -> dict[str, float]:
+    """Mean distance between untrained ``UNet2D(seed=s, init=init)`` nets over all pairs of ``seeds``.
 
     Args:
         depth, base_filters: the UNet2D architecture.
         seeds: at least two initialization seeds; every unordered pair is compared.
         reduction, scale: as in ``kernel_distances``.
+        init: the nets' init (``kneelib.nets.unet.init_he``).
 
     Returns:
         group -> mean over seed pairs, then ``"network"``.
@@ -289,7 +372,7 @@ def empirical_null(depth: int, base_filters: int, seeds: Iterable[int], reductio
     seeds = list(seeds)
     if len(seeds) < 2:
         raise ValueError(f"need at least two seeds, got {seeds}")
-    states = {s: UNet2D(depth=depth, base_filters=base_filters, seed=s).state_dict() for s in seeds}
+    states = {s: UNet2D(depth=depth, base_filters=base_filters, seed=s, init=init).state_dict() for s in seeds}
     runs = [kernel_distances(states[a], states[b], reduction, scale)
             for a, b in itertools.combinations(seeds, 2)]
     return {g: sum(r[g] for r in runs) / len(runs) for g in runs[0]}

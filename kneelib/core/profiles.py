@@ -24,6 +24,12 @@ from typing import Any
 from kneelib.names import IWOAI_SUBJECTS, PAPER_TISSUES, check_tissues, net_name, tissue_code
 
 EXECUTORS = ("local", "submitit")
+# Weight initializations of the convolutions (kneelib.nets.unet.init_he): PyTorch's kaiming_normal_, and Keras
+# 2.1.6's he_normal (the authors' pinned version: a normal truncated at 2 sd, std sqrt(2 / fan_in) before the cut).
+INITS = ("he_normal", "keras_he_2_1_6")
+# What a fine-tuned net's output prior is calibrated to (kneelib.nets.train.head_prior_logit): the target
+# tissue's prevalence on its training masks, or sigmoid(head_bias) whatever the tissue.
+HEAD_PRIORS = ("fixed", "prevalence")
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,11 @@ class Profile:
     seeds: tuple[int, ...] = (0,)  # training seeds; the first is the headline run
     loss_reduction: str = "batch"  # soft Dice over the batch; "sample": per slice, the reference form (README)
     head_bias: float = 0.0         # initial output prior as a logit (scratch and fine-tuned nets); 0.0: off (README)
+    # a fine-tuned net's output prior when head_bias is set: "fixed": sigmoid(head_bias) as for a scratch net;
+    # "prevalence" of its tissue on its training masks, which left nets fine-tuned from F(s) stuck on the demo
+    # (docs/measurements.md, "Fine-tune prior"; kneelib.nets.train.head_prior_logit)
+    finetune_head_prior: str = "fixed"
+    init: str = "he_normal"        # conv weight init: "he_normal" (PyTorch) or "keras_he_2_1_6" (the authors')
     precision: str = "auto"        # "auto" (bf16 on CPUs that have it, fp16 on CUDA), "bf16", "fp16", "fp32"
     num_workers: int = 0           # DataLoader worker processes
     lazy_slices: bool = False      # read slices from the slice cache on demand even when they would fit in memory
@@ -232,6 +243,9 @@ def _validate(p: Profile) -> None:
         (p.slurm_max_resubmits >= 0, f"slurm_max_resubmits={p.slurm_max_resubmits} must be >= 0"),
         (p.loss_reduction in ("batch", "sample"), f"loss_reduction={p.loss_reduction!r}: use batch or sample"),
         (p.precision in ("auto", "bf16", "fp16", "fp32"), f"precision={p.precision!r}: use auto, bf16, fp16, fp32"),
+        (p.finetune_head_prior in HEAD_PRIORS,
+         f"finetune_head_prior={p.finetune_head_prior!r}: use {' or '.join(HEAD_PRIORS)}"),
+        (p.init in INITS, f"init={p.init!r}: use {' or '.join(INITS)}"),
         (len(p.policy_steps) >= 1 and set(p.policy_steps) <= {"epochs", "matched"},
          f"policy_steps={p.policy_steps}: use epochs and/or matched"),
         (p.robustness_epoch_cap >= 1 and p.robustness_patience >= 1,

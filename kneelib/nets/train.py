@@ -71,6 +71,8 @@ class TrainConfig:
       for a fine-tuned net.
     - ``depth_lr_decay``: level i trains at ``lr * depth_lr_decay ** (i - 1)``; 1.0: uniform (07_policy).
     - ``train_fraction``: the fraction of training subjects the caller's data holds (07_policy).
+    - ``finetune_head_prior``: the profile's for a fine-tuned net; None for a scratch net, which has no base
+      to calibrate (so a scratch net's run key does not depend on it, and both settings share scratch nets).
     """
 
     tissue: str
@@ -93,6 +95,8 @@ class TrainConfig:
     precision: str
     loss_reduction: str
     head_bias: float
+    init: str
+    finetune_head_prior: str | None
     depth_lr_decay: float = 1.0
     train_fraction: float = 1.0
 
@@ -109,6 +113,8 @@ class TrainConfig:
             recipe["lr"] = profile.finetune_lr
             if profile.finetune_max_epochs is not None:
                 recipe["max_epochs"] = profile.finetune_max_epochs
+        else:
+            recipe["finetune_head_prior"] = None
         return cls(**({"tissue": tissue, "base_net": base_net, "seed": seed} | recipe | overrides))
 
 
@@ -427,8 +433,65 @@ def _result(payload: dict[str, Any], run_dir: Path, reused: bool) -> TrainResult
                        payload["best_val_loss"], run_dir, reused, json.loads(payload["meta"]))
 
 
+# Slices a fine-tuned net's output prior is calibrated on, and the most masks its target's prevalence is read
+# from: evenly spaced over the training set (all of them when it has fewer), fixed so a rerun is identical.
+CALIBRATION_SLICES = 64
+PREVALENCE_SLICES = 1024
+# The smallest prevalence a prior is calibrated to (a logit of -6.9): an empty mask set still gives a finite
+# logit, well below the prevalence of every demo tissue (docs/measurements.md, "Fine-tune prior").
+PREVALENCE_FLOOR = 1e-3
+
+
+def spread_indices(n_total: int, n: int) -> torch.Tensor:
+    """``min(n, n_total)`` indices evenly spaced over ``range(n_total)``, first and last included (int64)."""
+    if n_total <= n:
+        return torch.arange(n_total)
+    return torch.linspace(0, n_total - 1, n, dtype=torch.float64).round().long()
+
+
+def calibration_images(ds: Dataset, n: int = CALIBRATION_SLICES) -> torch.Tensor:
+    """``n`` training slices evenly spaced over ``ds`` (:func:`spread_indices`), float32 (n, 1, S, S)."""
+    return torch.cat([x for x, _ in iterate_batches(ds, spread_indices(len(ds), n), n)])
+
+
+def mask_prevalence(ds: Dataset, n: int = PREVALENCE_SLICES) -> float:
+    """The mean foreground fraction of ``ds``'s masks over ``n`` evenly spaced slices (all when fewer), in [0, 1].
+
+    One fraction over every pixel of those slices (not a mean of per-slice fractions: all slices are the
+    same size, so the two agree). Not floored: :func:`head_prior_logit` does that.
+    """
+    idx = spread_indices(len(ds), n)
+    fg, total = 0.0, 0
+    for _, y in iterate_batches(ds, idx, 64):
+        fg, total = fg + float(y.double().sum()), total + y.numel()
+    return fg / total if total else 0.0
+
+
+def head_prior_logit(cfg: TrainConfig, train_ds: Dataset) -> float:
+    """The logit a fine-tuned net's mean predicted probability is calibrated to (:func:`calibrate_head_bias`).
+
+    ``cfg.finetune_head_prior``:
+
+    - ``"fixed"`` (the profiles' default): ``cfg.head_bias``, the scratch nets' prior whatever the tissue
+      (sigmoid(-3) = 0.047 on the demo).
+    - ``"prevalence"``: logit(max(p, PREVALENCE_FLOOR)), p = :func:`mask_prevalence` of ``train_ds``, the target
+      tissue's own share of its training pixels: the prior a net trained on that tissue would settle near. The
+      base net puts that mass where its own tissue is, and on the demo nets fine-tuned from F(s) to the rarer
+      T and M (0.4% of the pixels) then got no soft-Dice signal and stayed at a validation loss of 1.0
+      (docs/measurements.md, "Fine-tune prior").
+    """
+    if cfg.finetune_head_prior == "fixed":
+        return cfg.head_bias
+    if cfg.finetune_head_prior != "prevalence":
+        raise ValueError(f"finetune_head_prior={cfg.finetune_head_prior!r}: use fixed or prevalence (a scratch net's "
+                         "config has None: build a fine-tuned net's with TrainConfig.from_profile(..., base_net=...))")
+    p = max(mask_prevalence(train_ds), PREVALENCE_FLOOR)
+    return math.log(p / (1 - p))
+
+
 @torch.no_grad()
-def calibrate_head_bias(model: UNet2D, images: torch.Tensor, logit: float) -> float:
+def calibrate_head_bias(model: UNet2D, images: torch.Tensor, logit: float,
+                        dtype: torch.dtype | None = None) -> float:
     """Shift the head's bias so that the mean predicted probability over ``images`` is sigmoid(``logit``).
 
     For a fine-tuned net: the base net is confidently negative on the new tissue (on the demo, logits
@@ -436,34 +499,50 @@ def calibrate_head_bias(model: UNet2D, images: torch.Tensor, logit: float) -> fl
     predicting nothing. Re-estimating only the output prior for the new task restores the gradient;
     every weight (and so every weight distance) is still the base net's.
 
+    The mean is the one the net has in its own precision: the head (a 1 x 1 convolution) is evaluated under
+    ``dtype``'s autocast on the features the rest of the net gives it there. Under bf16 autocast rounds the
+    bias to bf16 (8 significant bits: a logit step of 2^-6 for a bias between 2 and 4 in magnitude), so the
+    mean can only take discrete values; the bias chosen is the one of the two around the target whose mean is
+    closest (within half a step: about 5e-4 in probability near p = 0.05). In fp32 the mean is exact to ~1e-7.
+
     Args:
         model: the net, modified in place (eval-mode forward, batch-norm running statistics).
-        images: (N, 1, S, S) training slices.
-        logit: the target mean probability, as a logit (``TrainConfig.head_bias``).
+        images: (N, 1, S, S) training slices, on the model's device.
+        logit: the target mean probability, as a logit (:func:`head_prior_logit`).
+        dtype: the autocast dtype the net trains in (None: fp32).
 
     Returns: the shift added to ``head.bias``.
     """
     was_training = model.training
     model.eval()
-    z = model(images.contiguous(memory_format=torch.channels_last)).double().flatten()
+    features: list[torch.Tensor] = []
+    hook = model.head.register_forward_hook(lambda module, inputs, output: features.append(inputs[0]))
+    try:
+        with autocast(images.device, dtype):
+            model(images.contiguous(memory_format=torch.channels_last))
+    finally:
+        hook.remove()
+    start = model.head.bias.detach().clone()
+
+    def gap(shift: float) -> float:  # mean probability with this shift, minus the target
+        model.head.bias.copy_(start + shift)
+        with autocast(images.device, dtype):
+            z = model.head(features[0])
+        return torch.sigmoid(z.double()).mean().item() - target
+
     target = 1 / (1 + math.exp(-logit))
     lo, hi = -100.0, 100.0
-    for _ in range(80):  # mean sigmoid(z + b) increases with b: bisection
+    for _ in range(60):  # the mean increases with the shift: bisection, to a step far below the bias's rounding
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if torch.sigmoid(z + mid).mean().item() < target else (lo, mid)
-    shift = (lo + hi) / 2
-    model.head.bias += shift
+        lo, hi = (mid, hi) if gap(mid) < 0 else (lo, mid)
+    shift = min((lo, hi), key=lambda s: abs(gap(s)))
+    model.head.bias.copy_(start + shift)
     model.train(was_training)
     return shift
 
 
-def calibration_images(ds: Dataset, n: int = 64) -> torch.Tensor:
-    """The first ``n`` training slices (fixed, so a rerun calibrates identically)."""
-    return torch.cat([x for x, _ in iterate_batches(ds, torch.arange(min(n, len(ds))), n)])
-
-
 def build_model(cfg: TrainConfig, base_state: dict[str, torch.Tensor] | None) -> UNet2D:
-    model = UNet2D(cfg.depth, cfg.base_filters, seed=cfg.seed)
+    model = UNet2D(cfg.depth, cfg.base_filters, seed=cfg.seed, init=cfg.init)
     if base_state is not None:
         model.load_state_dict(base_state)
     elif cfg.head_bias:
@@ -499,11 +578,11 @@ def fit(cfg: TrainConfig, train_ds: Dataset, val_ds: Dataset, run_dir: str | Pat
         state = None  # inputs changed: start over
 
     model = build_model(cfg, base_state).to(device).to(memory_format=torch.channels_last)
+    dtype = autocast_dtype(cfg.precision, device)
     if base_state is not None and cfg.head_bias and state is None:
-        calibrate_head_bias(model, calibration_images(train_ds).to(device), cfg.head_bias)
+        calibrate_head_bias(model, calibration_images(train_ds).to(device), head_prior_logit(cfg, train_ds), dtype)
     opt = make_optimizer(model, cfg)
     sched = make_scheduler(opt, cfg)
-    dtype = autocast_dtype(cfg.precision, device)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 and device.type == "cuda" else None
     meta = provenance(cfg, manifest_hash, cfg.seed) | {"key": key, "device": str(device),
                                                        "autocast": str(dtype)}

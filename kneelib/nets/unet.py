@@ -25,6 +25,8 @@ import math
 import torch
 from torch import nn
 
+from kneelib.core.profiles import INITS
+
 # Keras BatchNormalization(momentum=0.95, epsilon=1e-3) in PyTorch's convention.
 BN_MOMENTUM = 0.05
 BN_EPS = 1e-3
@@ -79,13 +81,15 @@ class UNet2D(nn.Module):
         base_filters: filters of ``enc_layer1``; level i has ``base_filters * 2**(i-1)``.
         in_channels: image channels (1 for DESS).
         seed: if given, He-normal initialization is drawn from this seed (see ``init_he``).
+        init: ``"he_normal"`` (PyTorch's, the default) or ``"keras_he_2_1_6"`` (the authors' Keras), see
+            ``init_he``.
 
     Forward: x (N, in_channels, H, W) float -> logits (N, 1, H, W); H and W must be
     divisible by ``2**(depth-1)``.
     """
 
     def __init__(self, depth: int = 6, base_filters: int = 32, in_channels: int = 1,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, init: str = "he_normal") -> None:
         super().__init__()
         if depth < 1 or base_filters < 1 or in_channels < 1:
             raise ValueError(f"depth, base_filters, in_channels must be >= 1, got "
@@ -97,7 +101,7 @@ class UNet2D(nn.Module):
         for i in range(1, depth):
             setattr(self, f"dec_layer{i}", UpLevel(width[i], width[i - 1]))
         self.head = nn.Conv2d(width[0], 1, 1)
-        init_he(self, seed)
+        init_he(self, seed, init)
 
     def level(self, name: str) -> nn.Module:
         return getattr(self, name)
@@ -143,24 +147,50 @@ def group_of(param_name: str) -> str:
     return param_name.split(".", 1)[0]
 
 
-def init_he(model: nn.Module, seed: int | None = None) -> None:
+def keras_he_2_1_6_(weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Keras 2.1.6's ``he_normal``, in place: a normal of std sqrt(2 / fan_in) truncated at +-2 of that std.
+
+    Keras 2.1.6 (``VarianceScaling(scale=2, mode="fan_in", distribution="normal")``) passes
+    sqrt(2 / fan_in) straight to a truncated normal; later versions divide it by 0.87962566, the std of a
+    standard normal cut at +-2, to restore the He variance. Here it is not restored: the weights' std is
+    0.8796 sqrt(2 / fan_in) and no |w| exceeds 2 sqrt(2 / fan_in). fan_in = dim 1 x k x k, as in ``init_he``.
+
+    Args:
+        weight: a 4-D conv or transposed-conv weight, overwritten.
+        generator: the random stream (``init_he``'s).
+    """
+    std = math.sqrt(2.0 / (weight.shape[1] * weight.shape[2] * weight.shape[3]))
+    return nn.init.trunc_normal_(weight, 0.0, std, -2 * std, 2 * std, generator=generator)
+
+
+def init_he(model: nn.Module, seed: int | None = None, init: str = "he_normal") -> None:
     """He-normal (fan_in, ReLU gain sqrt(2)) for every conv and transposed-conv weight; zero biases.
 
     std = sqrt(2 / fan_in). For ``Conv2d`` weights (out, in, k, k), fan_in = in * k * k. For
     ``ConvTranspose2d`` weights (in, out, k, k) PyTorch takes fan_in from dimension 1,
     i.e. out * k * k, which is also what Keras' he_normal gives a Conv2DTranspose kernel.
     Batch norm starts at weight 1, bias 0.
+
+    Args:
+        model: the net, initialized in place, its modules in registration order from one generator.
+        seed: the generator's seed (None: torch's global stream).
+        init: ``"he_normal"``: ``torch.nn.init.kaiming_normal_`` (a plain normal); ``"keras_he_2_1_6"``: the
+            authors' Keras 2.1.6 ``he_normal`` (:func:`keras_he_2_1_6_`: truncated at 2 sd, std 0.88 of He's).
     """
+    if init not in INITS:
+        raise ValueError(f"init={init!r}: use {' or '.join(INITS)}")
     gen = None if seed is None else torch.Generator().manual_seed(int(seed))
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu", generator=gen)
+            if init == "he_normal":
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu", generator=gen)
+            else:
+                keras_he_2_1_6_(m.weight, gen)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-
 
 
 def init_head_bias(model: UNet2D, bias: float) -> None:
