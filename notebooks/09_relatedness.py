@@ -47,7 +47,13 @@
 # rank correlation with them is reported (`follows_start_loss`, `follows_best_epoch`): a measure that
 # orders the ladder but follows the starting loss just as closely may be measuring the loss left to remove,
 # not relatedness. With five rungs the two cannot be told apart when the starting loss itself orders the
-# ladder: then the ladder shows that the measure *can* separate the tasks, not *why*.
+# ladder: then the ladder shows that the measure *can* separate the tasks, not *why*. Rung 0 is not free of
+# loss either where the profile calibrates the fine-tune's output bias (`head_bias`, the demo's): the shift
+# moves the base net off its own optimum, and its fine-tune first undoes it.
+#
+# **The same task below everything else.** A measure can order the ladder only because rung 0 lies below
+# four rungs it cannot tell apart. The `*_without_same_task` columns repeat the effect and verdict over
+# rungs 1-4 alone: whether the measure orders the different tasks among themselves.
 #
 # **Phantoms are not knees.** On the default synthetic phantoms every cartilage has the same signal and
 # texture, so rungs 2 and 3 differ from rung 4 mainly in shape and place; on real data the ladder's middle

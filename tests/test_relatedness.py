@@ -183,6 +183,17 @@ def test_a_shuffled_measure_with_spread_across_seeds_is_inconclusive():
     assert row.effect == pytest.approx(0.4 / 3)
 
 
+def test_a_measure_that_only_sets_the_same_task_apart_does_not_order_the_other_rungs():
+    """Rung 0 below four equally far rungs in some order: the whole ladder's rho is positive, the rungs 1-4 say
+    nothing (their order changes from seed to seed)."""
+    step = {0: [0.1, 0.5, 0.4, 0.3, 0.2], 1: [0.1, 0.2, 0.3, 0.4, 0.5], 2: [0.1, 0.4, 0.2, 0.5, 0.3]}
+    row = _row(summary_table(_ladder(step)), "kernel_distance")
+    assert row.effect > 0 and row.effect_without_same_task == pytest.approx(0.0, abs=1e-12)
+    assert row.verdict_without_same_task == "inconclusive"
+    ordered = _row(summary_table(_ladder({0: [1, 2, 3, 4, 5], 1: [1, 2, 3, 5, 6]})), "kernel_distance")
+    assert ordered.effect_without_same_task == pytest.approx(1.0) and ordered.verdict_without_same_task == "supported"
+
+
 def test_the_training_quantities_are_read_like_the_measures():
     summary = summary_table(_ladder({0: [1, 2, 3, 4, 5], 1: [1, 2, 3, 5, 4]}))
     loss, epoch = _row(summary, "start_val_loss"), _row(summary, "best_epoch")

@@ -118,12 +118,16 @@ def _summary_row(measure: str, group: str, kind: str, sign: int, rows: pd.DataFr
     margins = _per_seed(rows, "rung", sign)
     effect = t_effect([margins.get(s, math.nan) for s in seeds])
     follows = {c: _finite_mean(_per_seed(rows, c, sign).values()) for c in ("start_val_loss", "best_epoch")}
+    others = _per_seed(rows[rows.rung > 0], "rung", sign)  # the different tasks only: rungs 1-4
+    among = t_effect([others.get(s, math.nan) for s in seeds])
     return {"measure": measure, "group": group, "kind": kind, "sign": sign,
             **{f"rho_seed{s}": sign * margins.get(s, math.nan) for s in seeds},
             "effect": effect.effect, "ci_low": effect.ci_low, "ci_high": effect.ci_high,
             "n_seeds": effect.n_seeds, "n_positive": effect.n_positive, "verdict": effect.verdict,
             "method": effect.method, "follows_start_loss": follows["start_val_loss"],
-            "follows_best_epoch": follows["best_epoch"]}
+            "follows_best_epoch": follows["best_epoch"], "effect_without_same_task": among.effect,
+            "ci_low_without_same_task": among.ci_low, "ci_high_without_same_task": among.ci_high,
+            "verdict_without_same_task": among.verdict}
 
 
 def training_rows(table: pd.DataFrame) -> pd.DataFrame:
@@ -139,7 +143,9 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     effect over seeds with its 95% t-interval, ``n_seeds``, ``n_positive``, the verdict, and how closely the
     measure follows the two quantities of training (``follows_start_loss``, ``follows_best_epoch``: the mean
     over seeds of sign * Spearman(quantity, measure) across the rungs; near +1: the measure ranks the rungs
-    as the loss left to remove, or the training length, does).
+    as the loss left to remove, or the training length, does), and the same effect and verdict over rungs 1-4
+    alone (``*_without_same_task``): whether the measure orders the different tasks among themselves, not only
+    the same task below all of them.
 
     Args:
         table: the long table of :func:`kneelib.study.ladder.ladder_table` (:data:`LONG_COLUMNS`); one row
