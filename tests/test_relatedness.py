@@ -270,6 +270,8 @@ def test_relatedness_notebook_at_tiny_profile(tmp_path, monkeypatch):
     assert len(summary) == len(relatedness.MEASURES) * len(groups) + len(relatedness.TRAINING)
     assert summary.verdict.isin(VERDICTS).all()
     assert [verdict(r.ci_low, r.ci_high, r.effect) for r in summary.itertuples()] == list(summary.verdict)
+    assert [verdict(r.ci_low_without_same_task, r.ci_high_without_same_task, r.effect_without_same_task)
+            for r in summary.itertuples()] == list(summary.verdict_without_same_task)
     assert set(validation_outcome(summary)) == set(relatedness.MEASURES)
     assert (out / "results" / "known_relatedness.meta.json").exists()
     assert "Plotly.newPlot" in (out / f"{registry.FIGURES['known_relatedness'].path}.html").read_text()
