@@ -2,6 +2,7 @@
 #   make reproduce   creates .venv, installs the pinned dependencies, runs notebooks 01-07 (demo profile)
 #   make test        same set-up, then the test suite (tiny profile)
 #   make robustness  same set-up, then 08_robustness (do the claims survive the training recipe?)
+#   make validate    same set-up, then 09_relatedness (does the distance order tasks of known relatedness?)
 #   make smoke-paper same set-up, then notebooks 01-07 at the paper's shapes (paper_smoke, ~30 min on 2 cores)
 PYTHON ?= python3
 VENV   := .venv
@@ -9,7 +10,7 @@ PY     := $(VENV)/bin/python
 PROFILE ?= demo
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup reproduce robustness smoke-paper test lint sync-notebooks chromium clean-outputs lab
+.PHONY: setup reproduce robustness validate smoke-paper test lint sync-notebooks chromium clean-outputs lab
 
 setup: $(STAMP) chromium
 
@@ -36,6 +37,11 @@ reproduce: setup
 # 08_robustness: the nine nets retrained under a grid of recipes around the demo's (about an hour on 2 cores)
 robustness: setup
 	$(PY) -m kneelib reproduce --profile robustness --only 08
+
+# 09_relatedness: a ladder of fine-tuning tasks of known relatedness, and whether each measure orders it
+# (PROFILE=demo by default: 15 fine-tuned nets and 3 lateral-tibial scratch nets on top of the study's)
+validate: setup
+	$(PY) -m kneelib reproduce --profile $(PROFILE) --only 09
 
 # The paper's shapes (34.6 M-parameter nets, 384 x 384 slices, 1024-channel controls) with few subjects,
 # slices and steps: proves the full-size code path on a CPU (docs/measurements.md, "The paper's shapes on a CPU").

@@ -77,6 +77,8 @@ TABLES: dict[str, Output] = {
     "robustness_claims": _table("robustness_claims", "08_robustness"),
     "robustness_controls": _table("robustness_controls", "08_robustness"),
     "robustness_ratio_summary": _table("robustness_ratio_summary", "08_robustness"),
+    "known_relatedness": _table("known_relatedness", "09_relatedness"),
+    "known_relatedness_summary": _table("known_relatedness_summary", "09_relatedness"),
 }
 
 # Figures by logical name (their stems).
@@ -97,6 +99,7 @@ FIGURES: dict[str, Output] = {f.stem: f for f in (
     _figure("init_drift", "06_controls"),
     _figure("policy_dice_vs_data", "07_policy"),
     _figure("robustness_claims_heatmap", "08_robustness"),
+    _figure("known_relatedness", "09_relatedness"),
 )}
 
 # The tables the claims and their controls read (kneelib.study.claims.claims_table), by logical name.

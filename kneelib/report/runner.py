@@ -1,10 +1,10 @@
 """Run the notebook suite headlessly with papermill, in order, and build the HTML report.
 
 ``python -m kneelib reproduce --profile demo --set max_epochs=5`` runs every notebook of
-``notebooks/`` (01_data ... 07_policy; 08_robustness only with ``--only 08``) in order with the same
-parameters, saves each executed copy under ``outputs/<profile>/notebooks/`` and a combined HTML report
-beside them. A failing notebook
-stops the run with the notebook, the cell and the path of the partial executed copy.
+``notebooks/`` (01_data ... 07_policy; 08_robustness and 09_relatedness only when named, ``--only 08``,
+``--only 09``) in order with the same parameters, saves each executed copy under
+``outputs/<profile>/notebooks/`` and a combined HTML report beside them. A failing notebook stops the run
+with the notebook, the cell and the path of the partial executed copy.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from kneelib.core.atomic import write_json
 from kneelib.core.profiles import PROFILES, get_profile
 
 NOTEBOOKS = ("01_data", "02_scratch", "03_finetune", "04_distances", "05_activations", "06_controls", "07_policy",
-             "08_robustness")
+             "08_robustness", "09_relatedness")
 # Run only when named in ``only``: 08 retrains the study's nets under several recipes (``make robustness``:
-# ``--profile robustness --only 08``), far longer than 01-07 together.
-OPT_IN = ("08_robustness",)
+# ``--profile robustness --only 08``), far longer than 01-07 together; 09 trains the known-relatedness ladder
+# (``make validate``: ``--only 09``).
+OPT_IN = ("08_robustness", "09_relatedness")
 
 
 # nbconvert's lab template minus the scripts it loads from CDNs (the report must work offline)
