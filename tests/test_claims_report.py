@@ -67,7 +67,7 @@ def test_markdown_gets_the_across_recipes_column_and_the_ladder():
     table = claims.claims_table(_HEADLINE, [0], "enc_layer6", validation={"kernel_distance": "inconclusive"})
     md = claims_report.claims_markdown(table, "t", ladder={"kernel_distance": "inconclusive", "cka": "supported"})
     assert "kernel_distance: inconclusive (**the ladder did not validate it**)" in _line(md, "C3")
-    assert "kernel_distance **inconclusive**, cka **supported**" in md
+    assert "kernel_distance **inconclusive**; cka **supported**" in md
     assert "did not validate: C1, C1b, C2, C3, C4, C5, C8b;" in md
 
 

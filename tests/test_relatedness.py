@@ -154,13 +154,15 @@ def test_rank_correlation_is_spearman_and_nan_without_an_order():
 def test_a_distance_that_orders_the_ladder_is_supported_and_a_reversed_one_contradicted():
     up = {0: [0.01, 0.02, 0.03, 0.04, 0.05], 1: [0.011, 0.019, 0.035, 0.036, 0.06], 2: [0.0, 0.1, 0.2, 0.3, 0.4]}
     down = {s: v[::-1] for s, v in up.items()}
-    table = pd.concat([_ladder(up), _ladder(down, "aligned_kernel_distance")], ignore_index=True)
+    unordered_loss = [0.5, 0.1, 0.4, 0.2, 0.3]  # so that the measures do not just follow the loss left
+    table = pd.concat([_ladder(up, start_loss=unordered_loss),
+                       _ladder(down, "aligned_kernel_distance", start_loss=unordered_loss)], ignore_index=True)
     summary = summary_table(table)
     ordered, reversed_ = _row(summary, "kernel_distance"), _row(summary, "aligned_kernel_distance")
     assert [ordered[f"rho_seed{s}"] for s in range(3)] == pytest.approx([1.0, 1.0, 1.0])
     assert ordered.effect == pytest.approx(1.0) and ordered.verdict == "supported" and ordered.n_positive == 3
     assert reversed_.effect == pytest.approx(-1.0) and reversed_.verdict == "contradicted" and reversed_.n_positive == 0
-    assert ordered.follows_start_loss == pytest.approx(1.0) and ordered.follows_best_epoch == pytest.approx(-1.0)
+    assert ordered.follows_start_loss == pytest.approx(-0.3) and ordered.follows_best_epoch == pytest.approx(-1.0)
     assert validation_outcome(summary) == {"kernel_distance": "supported", "aligned_kernel_distance": "contradicted",
                                            "relative_displacement": "n/a", "cka": "n/a"}
 
@@ -192,6 +194,16 @@ def test_a_measure_that_only_sets_the_same_task_apart_does_not_order_the_other_r
     assert row.verdict_without_same_task == "inconclusive"
     ordered = _row(summary_table(_ladder({0: [1, 2, 3, 4, 5], 1: [1, 2, 3, 5, 6]})), "kernel_distance")
     assert ordered.effect_without_same_task == pytest.approx(1.0) and ordered.verdict_without_same_task == "supported"
+
+
+def test_validation_needs_the_different_tasks_ordered_and_more_than_the_loss_left():
+    # rung 0 lowest in every seed (whole-ladder rho 0.8, 0.4, 0.6: supported), rungs 1-4 in no stable order
+    step = {0: [1, 3, 2, 5, 4], 1: [1, 5, 2, 3, 4], 2: [1, 2, 5, 4, 3]}
+    outcome = validation_outcome(summary_table(_ladder(step, start_loss=[0.5, 0.1, 0.4, 0.2, 0.3])))
+    assert outcome["kernel_distance"] == "only separates the same task (rungs 1-4: inconclusive)"
+    ordered = {0: [1, 2, 3, 4, 5], 1: [1, 2, 3, 5, 6], 2: [1, 3, 4, 5, 6]}
+    outcome = validation_outcome(summary_table(_ladder(ordered)))  # the default start loss rises with the rung
+    assert outcome["kernel_distance"] == "orders the ladder as the loss left to remove does (rank agreement 1.00)"
 
 
 def test_the_training_quantities_are_read_like_the_measures():

@@ -18,7 +18,7 @@ from kneelib.core import paths, registry
 from kneelib.core.atomic import write_text
 from kneelib.core.profiles import PROFILES
 from kneelib.core.results import load_json, save_table
-from kneelib.study import claims, robustness
+from kneelib.study import claims, relatedness, robustness
 
 PHANTOM_CAVEAT = (
     "**Data: synthetic knee phantoms, not knees.** On the default phantoms every cartilage shares one signal "
@@ -118,8 +118,11 @@ def _ladder_lines(table: pd.DataFrame, ladder: dict[str, str] | None) -> list[st
     if ladder is None:
         return ["The known-relatedness ladder (09_relatedness, `make validate`) has not run for this profile: "
                 "no measure the tissue claims lean on has been shown to order tasks by relatedness."]
-    out = ["09_relatedness fine-tuned nets on a ladder of tasks of known relatedness; whether each measure orders "
-           "it: " + ", ".join(f"{m} **{v}**" for m, v in ladder.items()) + "."]
+    out = ["09_relatedness fine-tuned nets on a ladder of five tasks of known relatedness (the same task, its "
+           "masks dilated by one voxel, the other tibial compartment, patellar cartilage, meniscus). A measure is "
+           "validated only when it orders the whole ladder, orders the four different tasks among themselves, "
+           "and does not just follow the loss left to remove: " + "; ".join(f"{m} **{v}**" for m, v in ladder.items())
+           + "."]
     failed = [r["id"] for r in table.to_dict("records")
               if r.get("measure") in ladder and ladder[r["measure"]] != "supported"]
     if failed:
@@ -157,9 +160,6 @@ def load_null_tables(results_dir: str | os.PathLike) -> dict:
 def load_ladder(results_dir: str | os.PathLike) -> dict[str, str] | None:
     """measure -> verdict of the known-relatedness ladder (09_relatedness) for the whole net, None when 09
     has not run for this profile."""
-    if "known_relatedness_summary" not in registry.TABLES:  # TODO(merge ladder): drop this guard
-        return None
-    from kneelib.study import relatedness
     out = registry.TABLES["known_relatedness_summary"]
     path = Path(results_dir) / f"{out.stem}{out.suffix}"
     return relatedness.validation_outcome(pd.read_csv(path)) if path.exists() else None

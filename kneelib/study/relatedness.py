@@ -163,14 +163,37 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# A measure that ranks the rungs as the loss left to remove does (mean rank agreement at least this) cannot be
+# told apart from it on five rungs.
+FOLLOWS_LOSS = 0.9
+
+
 def validation_outcome(summary: pd.DataFrame) -> dict[str, str]:
-    """Measure name -> the ladder's verdict on it for the whole net (group "network"): "supported" (the
-    measure orders the ladder), "contradicted", "inconclusive" or "n/a" (not in ``summary``).
+    """Measure name -> what the ladder says of it for the whole net (group "network"), as the claims
+    report cites it. "supported" only when all three hold: the measure orders the whole ladder, it orders
+    the different tasks among themselves (rungs 1-4: the tissue claims compare different tasks, never a
+    task with itself), and it does not just rank the rungs as the starting validation loss does
+    (``follows_start_loss`` < FOLLOWS_LOSS). Otherwise the verdict that failed, in words, e.g. "only
+    separates the same task (rungs 1-4: inconclusive)"; "n/a" for a measure not in ``summary``.
 
     Keys are exactly ``"kernel_distance"``, ``"aligned_kernel_distance"``, ``"relative_displacement"``, ``"cka"``.
     ``summary`` may be the saved ``known_relatedness_summary.csv`` read with ``pandas.read_csv`` (a verdict
     "n/a" read as nan counts as n/a).
     """
-    network = summary[summary.group == NETWORK].set_index("measure").verdict
-    # pandas reads a saved "n/a" back as nan: that is n/a as well
-    return {m: v if isinstance(v := network.get(m), str) else NOT_APPLICABLE for m in MEASURES}
+    network = summary[summary.group == NETWORK].set_index("measure")
+    out = {}
+    for m in MEASURES:
+        if m not in network.index or not isinstance(network.loc[m, "verdict"], str):
+            out[m] = NOT_APPLICABLE
+            continue
+        row = network.loc[m]
+        among = row.verdict_without_same_task if isinstance(row.verdict_without_same_task, str) else NOT_APPLICABLE
+        if row.verdict != "supported":
+            out[m] = row.verdict
+        elif among != "supported":
+            out[m] = f"only separates the same task (rungs 1-4: {among})"
+        elif row.follows_start_loss >= FOLLOWS_LOSS:
+            out[m] = f"orders the ladder as the loss left to remove does (rank agreement {row.follows_start_loss:.2f})"
+        else:
+            out[m] = "supported"
+    return out
