@@ -118,8 +118,10 @@ results.save_table(summary, RESULTS, registry.table("known_relatedness_summary")
 summary[summary.group == "network"].round(3)
 
 # %% [markdown]
-# The verdict on each measure for the whole net, as the claims report reads it
-# (`kneelib.study.relatedness.validation_outcome`):
+# What the claims report cites for each measure (`kneelib.study.relatedness.validation_outcome`): "supported"
+# only when the measure orders the whole ladder, orders the four different tasks among themselves (rungs
+# 1-4; the tissue claims compare different tasks, never a task with itself) and does not just rank the rungs
+# as their starting validation loss does; otherwise what failed.
 
 # %%
 relatedness.validation_outcome(summary)
