@@ -104,6 +104,23 @@ TISSUE_LABELS: dict[str, dict[str, tuple[int, ...]]] = {
         "lateral_meniscus": (4,),
     },
 }
+# SKM-TEA v1.0.0 (``kneelib.data.skmtea``): the ``seg`` dataset of each image file is one-hot in its own
+# channel order, not IWOAI's: patellar cartilage comes first and medial before lateral.
+SKMTEA = "skm-tea"
+SKMTEA_SEG_CHANNEL_NAMES = (
+    "patellar_cartilage", "femoral_cartilage", "medial_tibial_cartilage",
+    "lateral_tibial_cartilage", "medial_meniscus", "lateral_meniscus",
+)
+TISSUE_LABELS[SKMTEA] = {
+    "femoral_cartilage": (1,),
+    "tibial_cartilage": (2, 3),
+    "meniscus": (4, 5),
+    "medial_tibial_cartilage": (2,),
+    "lateral_tibial_cartilage": (3,),
+    "patellar_cartilage": (0,),
+    "medial_meniscus": (4,),
+    "lateral_meniscus": (5,),
+}
 
 
 def tissue_labels(tissue: str, data_format: str = IWOAI) -> tuple[int, ...]:
