@@ -87,6 +87,19 @@ def pair_name(a: str, b: str) -> str:
 # tissue a format does not label is absent from its map, and a profile that asks for it fails when the data
 # are read.
 IWOAI = "iwoai"
+NNUNET = "nnunet"
+# OAIZIB-CM (CartiMorph 2024; OAI DESS knees as an nnU-Net raw folder): its label names and values. The
+# bones are labelled but are no tissue of the vocabulary; there is no meniscus and no patellar cartilage.
+OAIZIB_LABELS = {
+    "background": 0, "femur": 1, "femoral cartilage": 2, "tibia": 3,
+    "medial tibial cartilage": 4, "lateral tibial cartilage": 5,
+}
+# Tissues of the vocabulary that are the union of two others: a data set that labels both parts
+# provides the whole.
+TISSUE_PARTS = {
+    "tibial_cartilage": ("medial_tibial_cartilage", "lateral_tibial_cartilage"),
+    "meniscus": ("medial_meniscus", "lateral_meniscus"),
+}
 SEG_CHANNELS = 6
 SEG_CHANNEL_NAMES = (
     "femoral_cartilage", "lateral_tibial_cartilage", "medial_tibial_cartilage",
@@ -102,6 +115,15 @@ TISSUE_LABELS: dict[str, dict[str, tuple[int, ...]]] = {
         "patellar_cartilage": (3,),
         "medial_meniscus": (5,),
         "lateral_meniscus": (4,),
+    },
+    # nnU-Net raw folders label with integers named in their dataset.json; the reader
+    # (kneelib.data.nnunet) builds each data set's own map from those names. This is the map of
+    # OAIZIB-CM's labels (OAIZIB_LABELS), which the nnU-Net phantoms also use.
+    NNUNET: {
+        "femoral_cartilage": (2,),
+        "tibial_cartilage": (4, 5),
+        "medial_tibial_cartilage": (4,),
+        "lateral_tibial_cartilage": (5,),
     },
 }
 # SKM-TEA v1.0.0 (``kneelib.data.skmtea``): the ``seg`` dataset of each image file is one-hot in its own
