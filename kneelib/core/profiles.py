@@ -24,6 +24,7 @@ from typing import Any
 from kneelib.names import IWOAI_SUBJECTS, PAPER_TISSUES, check_tissues, net_name, tissue_code
 
 EXECUTORS = ("local", "submitit")
+DATA_FORMATS = ("auto", "iwoai", "skm-tea", "nnunet")  # kneelib.data.formats
 # Weight initializations of the convolutions (kneelib.nets.unet.init_he): PyTorch's kaiming_normal_, and Keras
 # 2.1.6's he_normal (the authors' pinned version: a normal truncated at 2 sd, std sqrt(2 / fan_in) before the cut).
 INITS = ("he_normal", "keras_he_2_1_6")
@@ -40,6 +41,12 @@ class Profile:
     volume_shape: tuple[int, int, int] = (384, 384, 160)  # phantom (H, W, D); D is the slice axis
     slice_size: int = 384          # in-plane size the nets see; slices are resampled to it
     data_seed: int = 2020          # phantom generation seed
+    # -- real data (a data root): its format ("auto": detected from the folder; "iwoai", "skm-tea", "nnunet"),
+    # the SKM-TEA image ("rss" = sqrt(echo1^2 + echo2^2), "echo1", "echo2") and, for an nnU-Net folder, label
+    # names (or values) of its dataset.json -> tissue names, for names the reader does not know
+    data_format: str = "auto"
+    skmtea_echo: str = "rss"
+    label_map: dict[str, str] = field(default_factory=dict)
     # -- the study: one scratch net per tissue and one fine-tuned net per ordered pair (kneelib.names.ALL_TISSUES)
     tissues: tuple[str, ...] = PAPER_TISSUES  # >= 2 tissue names (or codes); the paper's F, T, M by default
     # -- network (docs/reference.md, "The reference U-Net")
@@ -246,6 +253,8 @@ def _validate(p: Profile) -> None:
         (p.slurm_max_resubmits >= 0, f"slurm_max_resubmits={p.slurm_max_resubmits} must be >= 0"),
         (p.loss_reduction in ("batch", "sample"), f"loss_reduction={p.loss_reduction!r}: use batch or sample"),
         (p.precision in ("auto", "bf16", "fp16", "fp32"), f"precision={p.precision!r}: use auto, bf16, fp16, fp32"),
+        (p.data_format in DATA_FORMATS, f"data_format={p.data_format!r}: use one of {', '.join(DATA_FORMATS)}"),
+        (p.skmtea_echo in ("rss", "echo1", "echo2"), f"skmtea_echo={p.skmtea_echo!r}: use rss, echo1 or echo2"),
         (p.finetune_head_prior in HEAD_PRIORS,
          f"finetune_head_prior={p.finetune_head_prior!r}: use {' or '.join(HEAD_PRIORS)}"),
         (p.init in INITS, f"init={p.init!r}: use {' or '.join(INITS)}"),

@@ -5,6 +5,7 @@ analyses look at (activation maps, CKA).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,10 +18,10 @@ import torch
 
 from kneelib.core import paths
 from kneelib.core.profiles import Profile
-from kneelib.data import iwoai, manifest
+from kneelib.data import formats, manifest
 from kneelib.data.phantoms import best_intensity_dice, make_dataset
 from kneelib.data.slices import SliceDataset, build_slice_caches, load_eval_volume
-from kneelib.names import PAPER_TISSUES
+from kneelib.names import IWOAI, PAPER_TISSUES
 
 # Datasets up to this many bytes of slices are held in memory; larger ones are read lazily.
 PRELOAD_LIMIT_BYTES = 4 << 30
@@ -35,6 +36,7 @@ class DataContext:
     manifest_hash: str              # sha256 of the manifest: the data's identity in provenance
     source: str                     # "phantom" or "real"
     cache_dir: Path                 # slice-major caches (kneelib.data.slices.build_slice_cache)
+    data_format: str = "iwoai"      # kneelib.data.formats.FORMATS
 
     def split(self, name: str) -> list[manifest.ScanRecord]:
         return manifest.split_records(list(self.records), name)
@@ -43,8 +45,11 @@ class DataContext:
 def prepare_data(profile: Profile, data_root: str | os.PathLike | None = None) -> DataContext:
     """Real data when ``data_root`` (or ``$KNEELIB_DATA_ROOT``) is given, else the profile's phantoms.
 
-    Real data: the manifest is ``<root>/manifest.csv`` when present, else the committed IWOAI
-    split (``data_manifest/iwoai_2019_split.csv``); every scan's files are checked (existence,
+    Real data: in the profile's ``data_format`` (``auto``: detected from the folder's layout; IWOAI,
+    SKM-TEA or an nnU-Net raw folder, :mod:`kneelib.data.formats`); for IWOAI the manifest is
+    ``<root>/manifest.csv`` when present, else the committed IWOAI split
+    (``data_manifest/iwoai_2019_split.csv``). The study's tissues must be among those the data labels, and
+    every scan's files are checked (existence,
     HDF5 layout, shapes) before anything trains. Phantoms are generated once and reused.
     """
     root = paths.real_data_root(data_root)
@@ -52,19 +57,36 @@ def prepare_data(profile: Profile, data_root: str | os.PathLike | None = None) -
     if root is not None:
         if not root.is_dir():
             raise FileNotFoundError(f"data root {root} does not exist (data_root / ${paths.DATA_ROOT_ENV})")
-        manifest_path = root / "manifest.csv" if (root / "manifest.csv").exists() else paths.IWOAI_MANIFEST
-        records = manifest.read_manifest(manifest_path)
-        _check_shapes(profile, iwoai.validate_dataset(records, root), root)
-        return DataContext(root, tuple(records), manifest.manifest_hash(records), "real", cache_dir / "real")
+        fmt, records = formats.read_dataset(root, profile.data_format, profile.skmtea_echo, profile.label_map)
+        _check_tissues(profile, formats.tissues_present(root, records), root, fmt)
+        shapes = {r.scan_id: formats.validate_scan(r, root, check_values=False, check_sha256=False) for r in records}
+        _check_shapes(profile, shapes, root, fmt)
+        return DataContext(root, tuple(records), manifest.manifest_hash(records), "real", cache_dir / "real", fmt)
     root = paths.phantom_dir(profile.name)
     manifest_path = make_dataset(root, dict(profile.subjects), tuple(profile.volume_shape), seed=profile.data_seed)
     records = manifest.read_manifest(manifest_path)
     return DataContext(root, tuple(records), manifest.manifest_hash(records), "phantom", cache_dir / "phantom")
 
 
-def _check_shapes(profile: Profile, shapes: dict[str, tuple[int, int, int]], root: Path) -> None:
-    """Every scan must have the profile's ``volume_shape``: a profile is sized for one shape of scan
-    (slice size, batch size, memory), so other scans call for another profile or an override."""
+def _check_tissues(profile: Profile, present: tuple[str, ...], root: Path, fmt: str) -> None:
+    """Every tissue of the study must be one the data labels (before anything trains)."""
+    missing = [t for t in profile.tissues if t not in present]
+    if missing:
+        raise ValueError(f"data root {root} ({fmt}): it labels {list(present)}, not {missing}; study the tissues it "
+                         f"has, e.g. --set 'tissues={json.dumps(list(present[:2]))}'")
+
+
+def _check_shapes(profile: Profile, shapes: dict[str, tuple[int, int, int]], root: Path, fmt: str) -> None:
+    """IWOAI scans must have the profile's ``volume_shape``: a profile is sized for one shape of scan
+    (slice size, batch size, memory), so other scans call for another profile or an override. SKM-TEA and
+    nnU-Net scans may differ in depth (the slice cache takes any), but not in-plane: every slice is
+    resampled to ``slice_size`` from one in-plane size."""
+    if fmt != IWOAI:
+        in_plane = {tuple(s[:2]) for s in shapes.values()}
+        if len(in_plane) > 1:
+            raise ValueError(f"data root {root} ({fmt}): scans of several in-plane sizes {sorted(in_plane)}; "
+                             "resample them to one first")
+        return
     wrong = {scan: shape for scan, shape in shapes.items() if tuple(shape) != tuple(profile.volume_shape)}
     if wrong:
         scan, shape = next(iter(wrong.items()))
@@ -92,7 +114,7 @@ def slice_dataset(ctx: DataContext, split: str, tissue: str, slice_size: int,
     (``Profile.lazy_slices``): then read from the slice cache on demand, as at the paper's size.
     """
     records = [r for r in ctx.split(split) if scan_ids is None or r.scan_id in scan_ids]
-    total = sum(int(np.prod(iwoai.image_shape(ctx.root / r.image))) for r in records)
+    total = sum(int(np.prod(formats.image_shape(r, ctx.root))) for r in records)
     preload = not lazy and total * 4 * (slice_size / 384) ** 2 < PRELOAD_LIMIT_BYTES
     return SliceDataset(records, ctx.root, tissue, slice_size, ctx.cache_dir, preload=preload)
 
@@ -113,7 +135,7 @@ def threshold_baseline(ctx: DataContext, n_scans: int = 2, tissues: Sequence[str
     """
     rows = []
     for r in ctx.split("train")[:n_scans]:
-        image, masks = iwoai.read_image(ctx.root / r.image), iwoai.read_tissue_masks(ctx.root / r.seg, tissues)
+        image, masks = formats.read_image(r, ctx.root), formats.read_tissue_masks(r, ctx.root, tissues)
         rows += [{"scan_id": r.scan_id, "tissue": t, "best_window_dice": best_intensity_dice(image, m)}
                  for t, m in masks.items()]
     return pd.DataFrame(rows)

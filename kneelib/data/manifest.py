@@ -58,6 +58,9 @@ class ScanRecord:
     spacing_mm: tuple[float, float, float]
     sha256_image: str = ""
     sha256_seg: str = ""
+    # how the scan is read: "" for IWOAI, else the format and its reader's options as JSON
+    # (kneelib.data.formats.Source); not a manifest column
+    source: str = ""
 
 
 def scan_record(split: str, index: int, timepoint: str,
@@ -155,8 +158,14 @@ def split_records(records: list[ScanRecord], split: str) -> list[ScanRecord]:
 
 
 def manifest_hash(records: list[ScanRecord]) -> str:
-    """sha256 of the manifest's canonical CSV text: the identity of a data set in provenance."""
-    return hashlib.sha256(to_csv(records).encode()).hexdigest()
+    """sha256 of the manifest's canonical CSV text: the identity of a data set in provenance. Records read
+    from another format (a non-empty ``source``) add their sources, so the same scans read another way
+    (another SKM-TEA echo, another label map) are another data set; IWOAI manifests hash as they always did."""
+    text = to_csv(records)
+    sources = [r.source for r in records]
+    if any(sources):
+        text += "\n".join(sources)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

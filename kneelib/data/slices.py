@@ -1,6 +1,7 @@
 """The slice-major cache and the 2D slice dataset the U-Nets train on.
 
-The IWOAI arrays are stored C-contiguous, so one sagittal slice ``data[:, :, k]`` is a strided
+The source arrays (any format of :mod:`kneelib.data.formats`) are stored C-contiguous, so one
+sagittal slice ``data[:, :, k]`` is a strided
 read across the whole file. :func:`build_slice_cache` rewrites each scan once, slice axis first,
 already z-scored and resampled to the nets' input size, so that a training step reads one
 contiguous block per slice; :class:`SliceDataset` reads those blocks lazily (or preloads them).
@@ -24,17 +25,10 @@ import torch
 import torch.nn.functional as F
 
 from kneelib.core.atomic import atomic_path
-from kneelib.data.iwoai import (
-    image_shape,
-    read_image,
-    read_tissue_masks,
-    scan_paths,
-    validate_scan,
-    zscore,
-    zscore_stats,
-)
+from kneelib.data import formats
+from kneelib.data.iwoai import DataError, scan_paths, zscore, zscore_stats
 from kneelib.data.manifest import ScanRecord
-from kneelib.names import IWOAI, TISSUE_LABELS
+from kneelib.names import ALL_TISSUES, IWOAI, TISSUE_LABELS
 
 # Bump when the cache layout or its preprocessing changes, so old caches are rebuilt.
 # 2: masks of every tissue the IWOAI labels define (CACHE_TISSUES), not only the paper's three.
@@ -87,9 +81,15 @@ def _volume_to_slices(image: np.ndarray, size: int) -> torch.Tensor:
     return resample_slices(slices, size, "image").contiguous()
 
 
+def cache_tissues(masks: dict[str, np.ndarray]) -> tuple[str, ...]:
+    """The tissues a scan's cache holds, in vocabulary order: every tissue its format labels (all of
+    ``CACHE_TISSUES`` for IWOAI and SKM-TEA; an nnU-Net data set only those its dataset.json names)."""
+    return tuple(t for t in ALL_TISSUES if t in masks)
+
+
 def _tissues_to_slices(masks: dict[str, np.ndarray], size: int) -> torch.Tensor:
-    """``{tissue: bool (H, W, D)}`` -> uint8 (D, T, size, size), the T = len(CACHE_TISSUES) masks in that order."""
-    stacked = np.stack([masks[t] for t in CACHE_TISSUES], axis=0).astype(np.uint8)  # (T, H, W, D)
+    """``{tissue: bool (H, W, D)}`` -> uint8 (D, T, size, size), the T masks in :func:`cache_tissues` order."""
+    stacked = np.stack([masks[t] for t in cache_tissues(masks)], axis=0).astype(np.uint8)  # (T, H, W, D)
     slices = torch.from_numpy(np.ascontiguousarray(stacked.transpose(3, 0, 1, 2)))
     return resample_slices(slices, size, "mask").contiguous()
 
@@ -103,7 +103,7 @@ def cache_path(record: ScanRecord, cache_dir: str | os.PathLike, slice_size: int
 
 def _source_signature(record: ScanRecord, root: str | os.PathLike, slice_size: int) -> dict[str, object]:
     """What a cache was built from; any difference means the cache is stale."""
-    sig: dict[str, object] = {"cache_version": CACHE_VERSION, "slice_size": int(slice_size)}
+    sig: dict[str, object] = {"cache_version": CACHE_VERSION, "slice_size": int(slice_size), "source": record.source}
     for name, path, sha in zip(("image", "seg"), scan_paths(record, root),
                                (record.sha256_image, record.sha256_seg), strict=True):
         if not path.is_file():
@@ -121,11 +121,12 @@ def _cache_matches(path: Path, signature: dict[str, object]) -> bool:
         return False
     try:
         with h5py.File(path, "r") as f:
-            # the masks' channels must be CACHE_TISSUES, in order: a vocabulary or label map that changed
+            # the masks' channels must be in vocabulary order: a vocabulary or label map that changed
             # rebuilds the cache instead of handing a net another tissue's mask
+            tissues = [_attr(t) for t in f.attrs.get("tissues", [])]
             return ("image" in f and "masks" in f
                     and all(_attr(f.attrs.get(k)) == v for k, v in signature.items())
-                    and [_attr(t) for t in f.attrs.get("tissues", [])] == list(CACHE_TISSUES))
+                    and bool(tissues) and tissues == [t for t in ALL_TISSUES if t in tissues])
     except OSError:  # a damaged cache is rebuilt, not trusted
         return False
 
@@ -146,7 +147,8 @@ def build_slice_cache(record: ScanRecord, root: str | os.PathLike, cache_dir: st
 
     - ``image``: float32 (D, S, S), z-scored with the whole volume's own mean and std
       (computed once, at full resolution), then resampled in-plane to S = ``slice_size``.
-    - ``masks``: uint8 (D, T, S, S), 0/1 masks of the T tissues of ``CACHE_TISSUES`` in that order.
+    - ``masks``: uint8 (D, T, S, S), 0/1 masks of the T tissues the scan's format labels
+      (:func:`cache_tissues`; ``CACHE_TISSUES`` for IWOAI), in vocabulary order.
     - attrs: ``mean``, ``std``, ``shape`` (original (H, W, D)), ``scan_id``, ``tissues``, and
       the source signature (paths, sizes, mtimes, manifest sha256 values, ``slice_size``,
       ``cache_version``). A cache whose signature matches is reused; otherwise it is rebuilt.
@@ -174,7 +176,7 @@ def build_slice_cache(record: ScanRecord, root: str | os.PathLike, cache_dir: st
                          compression="lzf")
         f.attrs.update(signature)
         f.attrs.update({"mean": stats[0], "std": stats[1], "shape": np.asarray(shape, dtype=np.int64),
-                        "scan_id": record.scan_id, "tissues": list(CACHE_TISSUES)})
+                        "scan_id": record.scan_id, "tissues": list(cache_tissues(masks))})
     return path
 
 
@@ -193,7 +195,7 @@ def build_slice_caches(records: Sequence[ScanRecord], root: str | os.PathLike, c
     root, cache_dir = Path(root), Path(cache_dir)
     stale = [r for r in records
              if not _cache_matches(cache_path(r, cache_dir, slice_size), _source_signature(r, root, slice_size))]
-    voxels = sum(math.prod(image_shape(root / r.image)) for r in stale)
+    voxels = sum(math.prod(formats.image_shape(r, root)) for r in stale)
     if workers > 1 and len(stale) > 1 and voxels >= POOL_MIN_VOXELS:
         n = min(int(workers), len(stale))
         # spawn, not fork: a forked child of a process that has used torch's thread pool can hang.
@@ -210,10 +212,9 @@ def build_slice_caches(records: Sequence[ScanRecord], root: str | os.PathLike, c
 def _read_scan(record: ScanRecord, root: str | os.PathLike,
                check_sha256: bool) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[float, float]]:
     """Validated image (H, W, D) float32, tissue masks and the image's (mean, std)."""
-    image_path, seg_path = scan_paths(record, root)
-    validate_scan(record, root, check_sha256=check_sha256, check_values=False)
-    image = read_image(image_path)
-    masks = read_tissue_masks(seg_path)
+    formats.validate_scan(record, root, check_values=False, check_sha256=check_sha256)
+    image = formats.read_image(record, root)
+    masks = formats.read_tissue_masks(record, root)
     return image, masks, zscore_stats(image)
 
 
@@ -228,8 +229,8 @@ class SliceDataset(torch.utils.data.Dataset):
 
     Args:
         records: scans to use (at least one).
-        root: data root of the IWOAI files.
-        tissue: a tissue name of ``CACHE_TISSUES`` (every tissue the IWOAI labels define).
+        root: data root (any format of :mod:`kneelib.data.formats`; the records say which).
+        tissue: a tissue name the data labels (``CACHE_TISSUES`` for IWOAI; DataError for one it does not).
         slice_size: in-plane size S the slices are resampled to.
         cache_dir: where the slice caches live (built on first use, see :func:`build_slice_cache`).
         preload: hold every slice in memory (``.images`` float32 (N, 1, S, S), ``.masks`` uint8
@@ -250,11 +251,15 @@ class SliceDataset(torch.utils.data.Dataset):
         if len(records) == 0:
             raise ValueError("SliceDataset needs at least one record, got none")
         self.tissue = tissue
-        self.channel = CACHE_TISSUES.index(tissue)
         self.slice_size = int(slice_size)
         self.preload = preload
         self.scan_ids = tuple(r.scan_id for r in records)
         self.paths = [build_slice_cache(r, root, cache_dir, self.slice_size) for r in records]
+        self.channel = _channel(self.paths[0], tissue)
+        for path in self.paths[1:]:
+            if _channel(path, tissue) != self.channel:
+                raise DataError(f"{path}: its cache holds other tissues than {self.paths[0]}; scans of one "
+                                "data set must share their labels")
         self.depths = [_cache_depth(p) for p in self.paths]
         self.index = [(sid, k) for sid, d in zip(self.scan_ids, self.depths, strict=True) for k in range(d)]
         self._scan_of = np.repeat(np.arange(len(self.paths)), self.depths)
@@ -343,6 +348,16 @@ class SliceDataset(torch.utils.data.Dataset):
         return torch.cat(images)[:, None], torch.cat(masks)[:, None]
 
 
+def _channel(path: Path, tissue: str) -> int:
+    """The mask channel of ``tissue`` in the cache ``path``; DataError when its data does not label it."""
+    with h5py.File(path, "r") as f:
+        tissues = [_attr(t) for t in f.attrs["tissues"]]
+    if tissue not in tissues:
+        raise DataError(f"scan {path.stem.rsplit('_s', 1)[0]}: its data labels {tissues}, not {tissue!r}; "
+                        "study only the tissues the data has (Profile.tissues)")
+    return tissues.index(tissue)
+
+
 def _cache_depth(path: Path) -> int:
     with h5py.File(path, "r") as f:
         return int(f["image"].shape[0])
@@ -374,6 +389,6 @@ def load_eval_volume(record: ScanRecord, root: str | os.PathLike, slice_size: in
         path = build_slice_cache(record, root, cache_dir, slice_size)
         with h5py.File(path, "r") as f:
             slices = torch.from_numpy(f["image"][()])[:, None]
-        return slices, read_tissue_masks(scan_paths(record, root)[1])
+        return slices, formats.read_tissue_masks(record, root)
     image, masks, stats = _read_scan(record, root, check_sha256=False)
     return _volume_to_slices(zscore(image, stats), slice_size), masks

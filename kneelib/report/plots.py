@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from kneelib.data import iwoai
+from kneelib.data import formats
 from kneelib.data.context import DataContext
 from kneelib.names import PAPER_TISSUES, net_name
 from kneelib.nets.metrics import volume_ml
@@ -37,7 +37,7 @@ def tissue_volume_table(ctx: DataContext, tissues: Sequence[str] = PAPER_TISSUES
     (scan, tissue)."""
     rows = []
     for r in ctx.records:
-        masks = iwoai.read_tissue_masks(ctx.root / r.seg, tissues)
+        masks = formats.read_tissue_masks(r, ctx.root, tissues)
         for tissue, mask in masks.items():
             rows.append({"scan_id": r.scan_id, "split": r.split, "subject": r.subject, "timepoint": r.timepoint,
                          "tissue": tissue, "volume_ml": volume_ml(mask, r.spacing_mm)})
@@ -77,8 +77,8 @@ def figure_example_slices(ctx: DataContext, scans_per_split: int = 1,
     fig = make_subplots(rows=1, cols=len(picks), subplot_titles=[r.scan_id for r in picks],
                         horizontal_spacing=0.02)
     for col, r in enumerate(picks, start=1):
-        image = iwoai.read_image(ctx.root / r.image)
-        masks = iwoai.read_tissue_masks(ctx.root / r.seg, tissues)
+        image = formats.read_image(r, ctx.root)
+        masks = formats.read_tissue_masks(r, ctx.root, tissues)
         k = _best_slice(masks)
         lo, hi = np.percentile(image[:, :, k], [1, 99.5])
         fig.add_trace(go.Heatmap(z=image[:, :, k], colorscale="gray", zmin=lo, zmax=hi, showscale=False,

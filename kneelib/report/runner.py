@@ -266,11 +266,41 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--only", nargs="*", help="run only these notebooks (names or numbers, e.g. 01 04)")
     rep.add_argument("--force", action="store_true", help="retrain networks even when reusable")
     rep.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    data = sub.add_parser("data", help="check a data folder (IWOAI, SKM-TEA or nnU-Net raw) as downloaded")
+    data.add_argument("root", metavar="DIR", help="the data folder")
+    data.add_argument("--format", default="auto", choices=["auto", "iwoai", "skm-tea", "nnunet"],
+                      help="auto: detected from the folder's layout")
+    data.add_argument("--out", metavar="FILE.csv", help="write one row per scan (voxels per tissue) here")
+    data.add_argument("--echo", default="rss", choices=["rss", "echo1", "echo2"], help="SKM-TEA image")
+    data.add_argument("--label-map", default="{}", metavar="JSON",
+                      help='nnU-Net label names (or values) -> tissues, e.g. \'{"FC": "femoral_cartilage"}\'')
     args = parser.parse_args(argv)
+    if args.command == "data":
+        return check_data(args.root, args.format, args.out, args.echo, args.label_map)
     try:
         reproduce(args.profile, parse_overrides(args.overrides), args.data_root, args.only, args.force,
                   not args.no_report)
     except (NotebookFailed, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    return 0
+
+
+def check_data(root: str, data_format: str = "auto", out: str | None = None, echo: str = "rss",
+               label_map: str = "{}") -> int:
+    """``python -m kneelib data``: validate every scan of ``root``, print the summary and (``out``) write the
+    per-scan table; 0 when every scan is valid, else 1 with a one-line error naming the first bad file."""
+    from kneelib.data import check  # numpy/pandas/h5py/nibabel: only for this command
+
+    try:
+        mapping = json.loads(label_map)
+        if not isinstance(mapping, dict):
+            raise ValueError(f"--label-map {label_map!r} must be a JSON object")
+        fmt, table = check.scan_table(root, data_format, echo, mapping)
+    except (ValueError, FileNotFoundError, OSError) as e:  # DataError and ManifestError are ValueErrors
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(check.summary(fmt, table))
+    if out:
+        print(f"per-scan table: {check.write_scan_table(table, out)}")
     return 0
