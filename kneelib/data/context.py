@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,8 @@ class DataContext:
     source: str                     # "phantom" or "real"
     cache_dir: Path                 # slice-major caches (kneelib.data.slices.build_slice_cache)
     data_format: str = "iwoai"      # kneelib.data.formats.FORMATS
+    tissues: tuple[str, ...] = ()   # the vocabulary tissues the data labels (real data; phantoms: all)
+    in_plane: tuple[int, int] | None = None  # the scans' in-plane size when they share one (real data)
 
     def split(self, name: str) -> list[manifest.ScanRecord]:
         return manifest.split_records(list(self.records), name)
@@ -58,22 +61,47 @@ def prepare_data(profile: Profile, data_root: str | os.PathLike | None = None) -
         if not root.is_dir():
             raise FileNotFoundError(f"data root {root} does not exist (data_root / ${paths.DATA_ROOT_ENV})")
         fmt, records = formats.read_dataset(root, profile.data_format, profile.skmtea_echo, profile.label_map)
-        _check_tissues(profile, formats.tissues_present(root, records), root, fmt)
         shapes = {r.scan_id: formats.validate_scan(r, root, check_values=False, check_sha256=False) for r in records}
         _check_shapes(profile, shapes, root, fmt)
-        return DataContext(root, tuple(records), manifest.manifest_hash(records), "real", cache_dir / "real", fmt)
+        in_plane = {tuple(s[:2]) for s in shapes.values()}
+        return DataContext(root, tuple(records), manifest.manifest_hash(records), "real", cache_dir / "real", fmt,
+                           formats.tissues_present(root, records), next(iter(in_plane)) if len(in_plane) == 1 else None)
     root = paths.phantom_dir(profile.name)
     manifest_path = make_dataset(root, dict(profile.subjects), tuple(profile.volume_shape), seed=profile.data_seed)
     records = manifest.read_manifest(manifest_path)
     return DataContext(root, tuple(records), manifest.manifest_hash(records), "phantom", cache_dir / "phantom")
 
 
-def _check_tissues(profile: Profile, present: tuple[str, ...], root: Path, fmt: str) -> None:
-    """Every tissue of the study must be one the data labels (before anything trains)."""
-    missing = [t for t in profile.tissues if t not in present]
+def fit_to_data(profile: Profile, ctx: DataContext, overrides: Mapping[str, Any]) -> Profile:
+    """``profile`` as it runs on ``ctx``'s data, before anything trains.
+
+    - Tissues: a study of real data whose ``tissues`` were not set keeps those of its tissues the data labels
+      (an OAIZIB-CM folder: femoral and tibial cartilage of the paper's three); tissues set explicitly must all
+      be labelled. Fewer than two left: ValueError naming what the data has.
+    - Slice size: a profile that trains at its volumes' full in-plane size (``slice_size`` equal to
+      ``volume_shape``'s in-plane size: ``paper``, ``demo``) trains real data at the data's own in-plane size
+      (SKM-TEA: 512) unless ``slice_size`` was set, provided the U-Net's depth divides it.
+    """
+    if ctx.source != "real":
+        return profile
+    changes: dict[str, Any] = {}
+    if "tissues" not in overrides:
+        kept = tuple(t for t in profile.tissues if t in ctx.tissues)
+        if len(kept) < 2:
+            raise ValueError(f"data root {ctx.root} ({ctx.data_format}) labels {list(ctx.tissues)}: fewer than two of "
+                             f"the profile's tissues {list(profile.tissues)}; choose some with --set "
+                             f"'tissues={json.dumps(list(ctx.tissues[:2]))}'")
+        if kept != tuple(profile.tissues):
+            changes["tissues"] = kept
+    missing = [t for t in changes.get("tissues", profile.tissues) if t not in ctx.tissues]
     if missing:
-        raise ValueError(f"data root {root} ({fmt}): it labels {list(present)}, not {missing}; study the tissues it "
-                         f"has, e.g. --set 'tissues={json.dumps(list(present[:2]))}'")
+        raise ValueError(f"data root {ctx.root} ({ctx.data_format}) labels {list(ctx.tissues)}, not {missing}; "
+                         f"study the tissues it has, e.g. --set 'tissues={json.dumps(list(ctx.tissues[:2]))}'")
+    full_size = profile.slice_size == profile.volume_shape[0] == profile.volume_shape[1]
+    if ("slice_size" not in overrides and full_size and ctx.in_plane is not None and ctx.in_plane[0] == ctx.in_plane[1]
+            and ctx.in_plane[0] % 2 ** (profile.depth - 1) == 0 and ctx.in_plane[0] != profile.slice_size):
+        changes["slice_size"] = ctx.in_plane[0]
+    return profile.replace(**changes) if changes else profile
 
 
 def _check_shapes(profile: Profile, shapes: dict[str, tuple[int, int, int]], root: Path, fmt: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from kneelib.core import paths
 from kneelib.core.profiles import Profile, get_profile
 from kneelib.core.provenance import git_commit, library_versions
-from kneelib.data.context import DataContext, prepare_data
+from kneelib.data.context import DataContext, fit_to_data, prepare_data
 from kneelib.report.export import setup_notebook
 
 
@@ -37,8 +37,10 @@ def notebook_setup(profile: str, data_root: str = "", overrides: dict[str, Any] 
     setup_notebook()
     p = get_profile(profile, **(overrides or {}))
     ctx = prepare_data(p, data_root or None)
+    p = fit_to_data(p, ctx, overrides or {})  # real data: the tissues it labels, its own in-plane size
     print(f"profile {p.name}: {ctx.source} data at {ctx.root} ({len(ctx.records)} scans, "
-          f"manifest {ctx.manifest_hash[:12]})")
+          f"manifest {ctx.manifest_hash[:12]})" + (f", format {ctx.data_format}, tissues {list(p.tissues)}, "
+                                                    f"slice size {p.slice_size}" if ctx.source == "real" else ""))
     return NotebookSetup(p, ctx, paths.figures_dir(p.name), paths.results_dir(p.name))
 
 
