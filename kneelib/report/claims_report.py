@@ -24,7 +24,7 @@ PHANTOM_CAVEAT = (
     "**Data: synthetic knee phantoms, not knees.** On the default phantoms every cartilage shares one signal "
     "and texture and the menisci are enlarged; the verdicts below test the method and its training dynamics "
     "on that data, not knee anatomy or the tissues of Thorneloe et al. Point the suite at real data "
-    "(README, \"Your own OAI data\") to test those.")
+    "(README, \"Your own data\") to test those.")
 REAL_CAVEAT = ("**Data: real scans** (the data root this run was given). The verdicts are about these scans, "
                "this recipe and these seeds.")
 _GROUP_TEXT = {
