@@ -254,11 +254,13 @@ def test_cache_rebuilt_when_its_tissues_differ(scan, tmp_path, monkeypatch):
     record, root = scan
     path = slices.build_slice_cache(record, root, tmp_path / "cache", 8)
     inode = path.stat().st_ino
-    monkeypatch.setattr(slices, "CACHE_TISSUES", ("tibial_cartilage", "femoral_cartilage"))
+    from kneelib.data import formats
+
+    monkeypatch.setattr(formats, "tissues_present", lambda root, records: ("tibial_cartilage", "femoral_cartilage"))
     slices.build_slice_cache(record, root, tmp_path / "cache", 8)
     assert path.stat().st_ino != inode
-    with h5py.File(path, "r") as f:
-        assert list(f.attrs["tissues"]) == ["tibial_cartilage", "femoral_cartilage"] and f["masks"].shape[1] == 2
+    with h5py.File(path, "r") as f:  # the format's tissues, in vocabulary order
+        assert list(f.attrs["tissues"]) == ["femoral_cartilage", "tibial_cartilage"] and f["masks"].shape[1] == 2
     ds = SliceDataset([record], root, "femoral_cartilage", 8, tmp_path / "cache", preload=True)
     femoral = torch.from_numpy(expected_masks()["femoral_cartilage"].transpose(2, 0, 1).copy()[:, None])
     np.testing.assert_array_equal(ds.masks.numpy(), slices.resample_slices(femoral.to(torch.uint8), 8, "mask").numpy())

@@ -13,7 +13,7 @@ from kneelib.report import runner
 
 README = paths.REPO_ROOT / "README.md"
 # Files the README names that are inputs, not outputs of a run (a data root's own manifest).
-NOT_OUTPUTS = {"manifest.csv"}
+NOT_OUTPUTS = {"manifest.csv", "dataset.json", "scans.csv"}  # input files of the data, and an example name
 OUTPUTS = [*registry.TABLES.values(), *registry.FIGURES.values()]
 
 

@@ -81,9 +81,15 @@ def _volume_to_slices(image: np.ndarray, size: int) -> torch.Tensor:
     return resample_slices(slices, size, "image").contiguous()
 
 
-def cache_tissues(masks: dict[str, np.ndarray]) -> tuple[str, ...]:
+def scan_tissues(record: ScanRecord, root: str | os.PathLike) -> tuple[str, ...]:
     """The tissues a scan's cache holds, in vocabulary order: every tissue its format labels (all of
     ``CACHE_TISSUES`` for IWOAI and SKM-TEA; an nnU-Net data set only those its dataset.json names)."""
+    present = set(formats.tissues_present(root, [record]))
+    return tuple(t for t in ALL_TISSUES if t in present)
+
+
+def cache_tissues(masks: dict[str, np.ndarray]) -> tuple[str, ...]:
+    """The tissues of ``masks`` in vocabulary order (the cache's mask channels)."""
     return tuple(t for t in ALL_TISSUES if t in masks)
 
 
@@ -116,17 +122,16 @@ def _source_signature(record: ScanRecord, root: str | os.PathLike, slice_size: i
     return sig
 
 
-def _cache_matches(path: Path, signature: dict[str, object]) -> bool:
+def _cache_matches(path: Path, signature: dict[str, object], tissues: tuple[str, ...]) -> bool:
     if not path.is_file():
         return False
     try:
         with h5py.File(path, "r") as f:
-            # the masks' channels must be in vocabulary order: a vocabulary or label map that changed
-            # rebuilds the cache instead of handing a net another tissue's mask
-            tissues = [_attr(t) for t in f.attrs.get("tissues", [])]
+            # the masks' channels must be the tissues the scan's format labels, in order: a vocabulary or
+            # label map that changed rebuilds the cache instead of handing a net another tissue's mask
             return ("image" in f and "masks" in f
                     and all(_attr(f.attrs.get(k)) == v for k, v in signature.items())
-                    and bool(tissues) and tissues == [t for t in ALL_TISSUES if t in tissues])
+                    and [_attr(t) for t in f.attrs.get("tissues", [])] == list(tissues))
     except OSError:  # a damaged cache is rebuilt, not trusted
         return False
 
@@ -160,9 +165,10 @@ def build_slice_cache(record: ScanRecord, root: str | os.PathLike, cache_dir: st
         raise ValueError(f"slice_size must be >= 1, got {slice_size}")
     path = cache_path(record, cache_dir, slice_size)
     signature = _source_signature(record, root, slice_size)
-    if _cache_matches(path, signature):
+    tissues = scan_tissues(record, root)
+    if _cache_matches(path, signature, tissues):
         return path
-    image, masks, stats = _read_scan(record, root, check_sha256=True)
+    image, masks, stats = _read_scan(record, root, check_sha256=True, tissues=tissues)
     image_slices = _volume_to_slices(zscore(image, stats), slice_size).squeeze(1)
     del image
     mask_slices = _tissues_to_slices(masks, slice_size)
@@ -194,7 +200,8 @@ def build_slice_caches(records: Sequence[ScanRecord], root: str | os.PathLike, c
         raise ValueError(f"workers={workers!r} must be an int >= 1 or None")
     root, cache_dir = Path(root), Path(cache_dir)
     stale = [r for r in records
-             if not _cache_matches(cache_path(r, cache_dir, slice_size), _source_signature(r, root, slice_size))]
+             if not _cache_matches(cache_path(r, cache_dir, slice_size), _source_signature(r, root, slice_size),
+                                   scan_tissues(r, root))]
     voxels = sum(math.prod(formats.image_shape(r, root)) for r in stale)
     if workers > 1 and len(stale) > 1 and voxels >= POOL_MIN_VOXELS:
         n = min(int(workers), len(stale))
@@ -209,12 +216,13 @@ def build_slice_caches(records: Sequence[ScanRecord], root: str | os.PathLike, c
     return [cache_path(r, cache_dir, slice_size) for r in records]
 
 
-def _read_scan(record: ScanRecord, root: str | os.PathLike,
-               check_sha256: bool) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[float, float]]:
-    """Validated image (H, W, D) float32, tissue masks and the image's (mean, std)."""
+def _read_scan(record: ScanRecord, root: str | os.PathLike, check_sha256: bool,
+               tissues: Sequence[str] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], tuple[float, float]]:
+    """Validated image (H, W, D) float32, the masks of ``tissues`` (None: all the format labels) and the
+    image's (mean, std)."""
     formats.validate_scan(record, root, check_values=False, check_sha256=check_sha256)
     image = formats.read_image(record, root)
-    masks = formats.read_tissue_masks(record, root)
+    masks = formats.read_tissue_masks(record, root, tissues)
     return image, masks, zscore_stats(image)
 
 
