@@ -141,11 +141,31 @@ save_figure(fig, FIGURES, registry.figure("known_relatedness"))
 fig.show()
 
 # %% [markdown]
+# ## The claims report, with the ladder's verdicts
+#
+# `claims.md` names, for each claim, the ladder's verdict on the measure it leans on, and flags the claims
+# built on a measure the ladder did not validate. It is rewritten here from the files 04-07 wrote (where
+# they have run for this profile), so it carries the ladder from now on.
+
+# %%
+from IPython.display import Markdown
+
+from kneelib.report import claims_report
+
+if (RESULTS / f"{registry.table('scratch_pairs')}.csv").exists():
+    claims_report.write_claims(P.name, list(P.seeds), f"enc_layer{P.depth}", meta, ctx.source)
+    display_md = Markdown(claims_report.claims_md_path(P.name).read_text().split("## Is the distance")[1])
+else:
+    display_md = Markdown("04-07 have not run for this profile: no claims report to update.")
+display_md
+
+# %% [markdown]
 # ## Files written
 #
 # - `outputs/<profile>/results/known_relatedness.csv`, `known_relatedness_summary.csv`
 # - `outputs/<profile>/figures/known_relatedness`
 # - the ladder's nets under `outputs/<profile>/models/relatedness/`
+# - `outputs/<profile>/claims.md`, `results/claims.csv` (rewritten when 04-07 have run)
 
 # %%
 from kneelib.report.notebook import notebook_footer

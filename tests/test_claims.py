@@ -130,7 +130,14 @@ def test_a_null_world_where_c1_holds_marks_it_expected_from_the_init():
     flat = _scratch_pairs([{"enc_layer1": 0.10 + 0.01 * s, "enc_layer2": 0.11, "network": 0.2} for s in range(3)])
     row = claims.claims_table({"scratch_pairs": trained}, [0, 1, 2], "enc_layer2",
                               null={"scratch_pairs": flat}).set_index("id").loc["C1"]
-    assert row.null_verdict != "supported" and row.reading == "supported"
+    assert row.null_verdict != "supported" and row.reading == "supported beyond the null world"
+    # a null world with the same margin but a wider interval: supported, yet nothing beyond the null
+    noisy = _scratch_pairs([{"enc_layer1": 0.30 + d, "enc_layer2": 0.10 + 0.001 * s, "network": 0.2}
+                            for s, d in enumerate((0.0, -0.25, 0.25))])
+    row = claims.claims_table({"scratch_pairs": trained}, [0, 1, 2], "enc_layer2",
+                              null={"scratch_pairs": noisy}).set_index("id").loc["C1"]
+    assert row.verdict == "supported" and row.null_verdict == "inconclusive"
+    assert row.reading.startswith("supported, but not beyond the null world")
 
 
 def test_dice_claims_take_their_interval_over_subjects():

@@ -38,7 +38,7 @@ def _figure(stem: str, *notebooks: str) -> Output:
     return Output(stem, notebooks, "figures", "")
 
 
-_CLAIMS_WRITERS = ("04_distances", "05_activations", "06_controls", "07_policy", "08_robustness")
+_CLAIMS_WRITERS = ("04_distances", "05_activations", "06_controls", "07_policy", "08_robustness", "09_relatedness")
 
 # Tables by logical name. The names of the claims' inputs are those kneelib.study.claims.claims_table
 # takes (scratch_pairs, per_scan, ...); every other table is named by its stem.

@@ -563,14 +563,18 @@ def _effect(test: Test, tables: dict, seeds: list[int], results: list[ClaimResul
 
 
 def _reading(real: Effect, null: Effect | None, over: Effect | None) -> str:
-    """One phrase for the report: the verdict, and for a supported claim whether the null world already
-    gives it."""
+    """One phrase for the report: the verdict, and for a supported claim what the null world says. A
+    finding needs its margin to exceed the null world's beyond the interval (``over``); one the null world
+    supports as well is expected from the init; one whose margin the null world matches (the difference
+    inconclusive) while its own interval happens to be wider is not distinguishable from it."""
     if real.verdict != verdicts.SUPPORTED or null is None:
         return real.verdict
+    if over is not None and over.verdict == verdicts.SUPPORTED:
+        return "supported beyond the null world"
     if null.verdict == verdicts.SUPPORTED:
-        return ("supported beyond the null world" if over is not None and over.verdict == verdicts.SUPPORTED
-                else "expected from the init (the null world supports it too)")
-    return "supported"
+        return "expected from the init (the null world supports it too)"
+    return "supported, but not beyond the null world (the margin over the null's is " + (
+        over.verdict if over is not None else "not known") + ")"
 
 
 def claim_effects(tables: dict, seeds: list[int], latent: str, null: dict | None = None) -> pd.DataFrame:
