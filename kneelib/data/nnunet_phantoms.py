@@ -27,8 +27,7 @@ import gzip
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import nibabel as nib
@@ -186,17 +185,11 @@ def write_nnunet_dataset(out_dir: str | os.PathLike, subjects: Mapping[str, int]
     jobs = [(str(out_dir), r, shape, seed) for r in todo]
     if len(jobs) * int(np.prod(shape)) < phantoms._POOL_MIN_VOXELS:
         workers = 1  # starting processes would cost more than it saves
-    for _ in phantoms._progress(_run_jobs(jobs, workers), len(jobs), progress):
+    for _ in phantoms._progress(phantoms._run_jobs(jobs, workers, _write_case), len(jobs), progress):
         pass
     with atomic_path(out_dir / DATASET_JSON) as tmp:
         tmp.write_text(json.dumps(_dataset_json(records), indent=2) + "\n")
     return out_dir
 
 
-def _run_jobs(jobs: list, workers: int) -> Iterator[str]:
-    if workers <= 1 or len(jobs) <= 1:
-        yield from map(_write_case, jobs)
-        return
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-        yield from pool.map(_write_case, jobs)
 

@@ -44,7 +44,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -819,14 +819,16 @@ def _write_scan(job: tuple[str, ScanRecord, tuple[int, int, int], int]) -> str:
     return r.scan_id
 
 
-def _run_jobs(jobs: list, workers: int) -> Iterator[str]:
-    """Yield each job's scan id as it is written, in this process or in ``workers`` processes."""
+def _run_jobs(jobs: list, workers: int, write: Callable[[tuple], str] | None = None) -> Iterator[str]:
+    """Yield each job's scan id as it is written by ``write`` (default: the IWOAI layout's writer; the other
+    layouts' writers pass their own, a module-level function), in this process or in ``workers`` processes."""
+    write = _write_scan if write is None else write
     if workers <= 1 or len(jobs) <= 1:
-        yield from map(_write_scan, jobs)
+        yield from map(write, jobs)
         return
     # Each scan's random stream depends only on its own ids, so the order of work is free.
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-        yield from pool.map(_write_scan, jobs)
+        yield from pool.map(write, jobs)
 
 
 def _progress(items: Iterator, total: int, enabled: bool) -> Iterator:
